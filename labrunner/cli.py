@@ -1,0 +1,230 @@
+"""labrunner's command line: parses arguments, calls the library, prints, and picks the exit status.
+
+Exit status: 0 pass, 1 kernel failure (a verdict), 2 usage or configuration error, 3 infrastructure
+error (QEMU crashed, no boot, no SSH). `boot -- CMD` exits with CMD's own status.
+"""
+
+import argparse
+import logging
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from . import __version__, config, image, kernel, qemu, runs
+from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, LabError
+from .guest import CommandTimeout
+from .session import BootSpec, Session
+
+VERDICT_EXIT = {runs.PASS: EXIT_PASS, runs.FAIL: EXIT_FAIL, runs.ERROR: EXIT_INFRA}
+
+
+class Progress:
+    """A live 'phase, elapsed time' line on a terminal's stderr; silent when stderr is not a terminal."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.phase = ""
+        self.t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+        if self.enabled:
+            self._thread.start()
+
+    def __call__(self, phase: str) -> None:
+        self.phase = phase
+        self._draw()
+
+    def _draw(self) -> None:
+        if self.enabled and self.phase:
+            width = shutil.get_terminal_size().columns - 1
+            line = f"[{time.monotonic() - self.t0:6.1f}s] {self.phase}"
+            self.stream.write("\r\033[K" + line[:width])
+            self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.5):
+            self._draw()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _load(args) -> config.Lab:
+    return config.load(args.lab or config.find_lab())
+
+
+def cmd_config_check(args) -> int:
+    lab = _load(args)
+    print(f"{lab.path}: ok: {len(lab.machines)} machines, {len(lab.kernels)} kernels, "
+          f"{len(lab.images)} images, {len(lab.tests)} tests; default test '{lab.defaults.test}' "
+          f"on kernel '{lab.defaults.kernel}'")
+    return EXIT_PASS
+
+
+def cmd_prepare(args) -> int:
+    """Fetch the kernel, build the image, probe the accelerator: everything a boot needs."""
+    lab = _load(args)
+    progress = Progress()
+    try:
+        session = Session(lab, BootSpec(kernel=args.kernel, image=args.image), Path("."), progress)
+        session.prepare()
+    finally:
+        progress.close()
+    print(f"kernel  {session.kernel.name}: {session.kernel.release} ({session.kernel.image})")
+    print(f"initrd  {session.initrd}")
+    print(f"qemu    {session.qemu_version}, accel {session.accel.name}: {session.accel.reason}")
+    return EXIT_PASS
+
+
+def cmd_boot(args) -> int:
+    lab = _load(args)
+    command: List[str] = args.command[1:] if args.command[:1] == ["--"] else args.command
+    outdir = Path(tempfile.mkdtemp(prefix="labrunner-boot-"))
+    spec = BootSpec(kernel=args.kernel, machine=args.machine, image=args.image, cmdline=args.cmdline,
+                    boot_timeout=args.boot_timeout, ssh=bool(command) and not args.serial)
+    progress = Progress()
+    keep = True
+    try:
+        with Session(lab, spec, outdir, progress) as session:
+            progress.close()
+            if not command:
+                print(f"labrunner: console of {session.kernel.name} ({session.kernel.release}); "
+                      f"Ctrl-] leaves and powers off", file=sys.stderr)
+                why = session.console.interact(sys.stdin.fileno(), sys.stdout.fileno())
+                print(f"\nlabrunner: {why}; powering off", file=sys.stderr)
+                keep = False
+                return EXIT_PASS
+            # One word is a shell command line as typed; several are an argv, quoted as such.
+            line = command[0] if len(command) == 1 else shlex.join(command)
+            if args.serial:
+                shell = session.serial_shell()
+                shell.wait_prompt(60)
+                status, out = shell.run(line, args.timeout)
+                sys.stdout.write(out)
+            else:
+                status = session.ssh.run(line, args.timeout, stdout=_writer(sys.stdout), stderr=_writer(sys.stderr))
+            keep = False
+            return status
+    except CommandTimeout as e:
+        print(f"labrunner: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        progress.close()
+        if keep:
+            print(f"labrunner: console.log and qemu.stderr kept in {outdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(outdir, ignore_errors=True)
+
+
+def _writer(stream):
+    def write(data: bytes) -> None:
+        stream.buffer.write(data)
+        stream.flush()
+    return write
+
+
+def cmd_run(args) -> int:
+    lab = _load(args)
+    progress = Progress()
+    try:
+        result = runs.run_test(lab, args.test, kernel=args.kernel, results=args.results, duration=args.duration,
+                               progress=progress)
+    finally:
+        progress.close()
+    run_dir = (args.results or lab.results_dir) / result["id"]
+    print(f"{result['verdict'].upper()}: {result['test']} on {result['kernel'].get('name')} "
+          f"({result['kernel'].get('release') or 'release unknown'}): {result['reason']}")
+    print(f"results: {run_dir}")
+    return VERDICT_EXIT[result["verdict"]]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="labrunner",
+        description="Boot kernels in QEMU guests that run KVM, hot-plug their vCPUs, and judge the result.",
+        epilog="Exit status: 0 pass, 1 kernel failure, 2 usage/config error, 3 infrastructure error.")
+    p.add_argument("--version", action="version", version=f"labrunner {__version__}")
+    p.add_argument("--lab", type=Path, help="lab.yaml to use (default: the nearest one from the current folder up)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="log each step's command line (-vv: debug)")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    b = sub.add_parser("boot", help="one-off boot: a console, or run one command and power off",
+                       description="Boot a kernel now. Without CMD: an interactive serial console (Ctrl-] "
+                                   "leaves). With CMD: run it in the guest over SSH, print its output, power "
+                                   "off, and exit with its status.",
+                       epilog="example: labrunner boot --kernel debian-6.12 -- uname -r")
+    b.add_argument("--kernel", help="kernel name from lab.yaml (default: defaults.kernel)")
+    b.add_argument("--machine", help="machine name from lab.yaml (default: defaults.machine)")
+    b.add_argument("--image", help="image name from lab.yaml (default: defaults.image)")
+    b.add_argument("--cmdline", default="", help="extra kernel command line")
+    b.add_argument("--serial", action="store_true", help="run CMD on the serial console instead of SSH")
+    b.add_argument("--timeout", type=float, default=600, help="seconds CMD may run (default: 600)")
+    b.add_argument("--boot-timeout", type=float, default=300, help="seconds the guest may take to boot")
+    b.add_argument("command", nargs=argparse.REMAINDER, metavar="-- CMD ...", help="command to run in the guest")
+    b.set_defaults(func=cmd_boot)
+
+    r = sub.add_parser("run", help="run a test from lab.yaml and record it in a results directory",
+                       description="Boot, run TEST's workload, collect console.log, dmesg.txt, qmp.jsonl, "
+                                   "qemu.stderr and run.json in a new results directory.",
+                       epilog="Exit status: 0 pass, 1 fail (kernel failure), 2 config error, 3 infrastructure error.")
+    r.add_argument("test", nargs="?", help="test name from lab.yaml (default: defaults.test)")
+    r.add_argument("--kernel", help="kernel name from lab.yaml (default: defaults.kernel)")
+    r.add_argument("--results", type=Path, help="results root (default: results/ beside lab.yaml)")
+    r.add_argument("--duration", type=int, help="workload duration in seconds (default: the test's)")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("config", help="configuration commands")
+    csub = c.add_subparsers(dest="config_cmd", metavar="SUBCOMMAND", required=True)
+    cc = csub.add_parser("check", help="validate lab.yaml; errors name the line",
+                         description="Load and validate lab.yaml. Exit 0 if valid, 2 with FILE:LINE: KEY: "
+                                     "message otherwise.")
+    cc.set_defaults(func=cmd_config_check)
+
+    pr = sub.add_parser("prepare", help="fetch the kernel, build the image, probe the accelerator",
+                        description="Do everything a boot needs ahead of time (make run and make test call it).")
+    pr.add_argument("--kernel", help="kernel name from lab.yaml (default: defaults.kernel)")
+    pr.add_argument("--image", help="image name from lab.yaml (default: defaults.image)")
+    pr.set_defaults(func=cmd_prepare)
+    return p
+
+
+def _raise_exit(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="labrunner: %(message)s")
+    logging.getLogger().handlers[0].setLevel(level)  # a run's own log file may take more than stderr shows
+    logging.getLogger("labrunner").setLevel(level)
+    if args.verbose < 2:
+        for noisy in ("paramiko", "qemu", "asyncio"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every QEMU is stopped on the way out.
+    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGHUP, _raise_exit)
+    try:
+        return args.func(args)
+    except LabError as e:
+        print(f"labrunner: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("labrunner: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

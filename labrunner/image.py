@@ -1,0 +1,352 @@
+"""Guest images: initramfs archives built without root, cached by content.
+
+An image is two gzip'd newc cpio archives that the kernel unpacks one after the other:
+- the base image of a recipe (images/NAME/recipe.yaml + init + rootfs/): busybox, dropbear with its
+  shared libraries, the lab's SSH keys, and the workloads of tests/ compiled statically;
+- the modules a modular kernel needs (recipe's list and their dependencies), per kernel release.
+The cpio writer below sets owners and modes itself, so nothing needs root or fakeroot.
+"""
+
+import dataclasses
+import gzip
+import hashlib
+import logging
+import lzma
+import os
+import re
+import shutil
+import stat
+import tempfile
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from . import process
+from .config import Image, Lab, load_recipe
+from .errors import InfraError, UserError
+from .kernel import KernelArtifacts
+
+log = logging.getLogger(__name__)
+
+FORMAT = "2"  # bump when the image layout changes, so cached images are rebuilt
+BUSYBOX = "/bin/busybox"
+
+
+# --- newc cpio ---------------------------------------------------------------------------------
+
+
+class CpioWriter:
+    """Writes a newc ("070701") archive; all entries are owned by root."""
+
+    def __init__(self, out):
+        self._out = out
+        self._ino = 1000
+        self._seen = set()
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: Tuple[int, int] = (0, 0)) -> None:
+        name = name.lstrip("/")
+        if name in self._seen:
+            return
+        self._seen.add(name)
+        self._ino += 1
+        fields = [self._ino, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(name) + 1, 0]
+        header = b"070701" + b"".join(b"%08X" % f for f in fields)
+        self._out.write(header + name.encode() + b"\0")
+        self._pad(len(header) + len(name) + 1)
+        self._out.write(data)
+        self._pad(len(data))
+
+    def _pad(self, n: int) -> None:
+        self._out.write(b"\0" * (-n % 4))
+
+    def dir(self, name: str, perm: int = 0o755) -> None:
+        parts = name.strip("/").split("/")
+        for i in range(1, len(parts) + 1):
+            self._entry("/".join(parts[:i]), stat.S_IFDIR | (perm if i == len(parts) else 0o755))
+
+    def file(self, name: str, data: bytes, perm: int = 0o644) -> None:
+        parent = os.path.dirname(name.strip("/"))
+        if parent:
+            self.dir(parent)
+        self._entry(name, stat.S_IFREG | perm, data)
+
+    def symlink(self, name: str, target: str) -> None:
+        parent = os.path.dirname(name.strip("/"))
+        if parent:
+            self.dir(parent)
+        self._entry(name, stat.S_IFLNK | 0o777, target.encode())
+
+    def chardev(self, name: str, major: int, minor: int, perm: int = 0o600) -> None:
+        self._entry(name, stat.S_IFCHR | perm, rdev=(major, minor))
+
+    def close(self) -> None:
+        self._entry("TRAILER!!!", 0)
+
+
+def parse_ldd(text: str) -> List[str]:
+    """Library paths from `ldd` output (the loader included, the vDSO not)."""
+    libs = []
+    for line in text.splitlines():
+        m = re.search(r"=>\s*(/\S+)", line) or re.match(r"\s*(/\S+)", line)
+        if m:
+            libs.append(m.group(1))
+    return libs
+
+
+# --- SSH keys ----------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Keys:
+    client_key: Path  # OpenSSH private key labrunner logs in with
+    client_pub: str
+    host_key: Path  # dropbear-format host key baked into the image
+    host_pub: str  # so the host key can be checked, not trusted on first use
+
+
+def ensure_keys(state_dir: Path) -> Keys:
+    """The lab's key pairs, made on first use: an ed25519 client key and a dropbear ed25519 host key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    client = state_dir / "id_ed25519"
+    if not client.exists():
+        key = Ed25519PrivateKey.generate()
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption())
+        pub = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        fd = os.open(client.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        client.with_suffix(".pub").write_bytes(pub + b" labrunner\n")
+        os.replace(client.with_suffix(".tmp"), client)
+    host = state_dir / "dropbear_ed25519_host_key"
+    if not host.exists():
+        tmp = host.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        process.run(["dropbearkey", "-t", "ed25519", "-f", str(tmp)], timeout=30, what="making the host key")
+        os.replace(tmp, host)
+    out = process.run(["dropbearkey", "-y", "-f", str(host)], timeout=30, what="reading the host key")
+    host_pub = next((line.strip() for line in out.splitlines() if line.startswith("ssh-ed25519 ")), None)
+    if host_pub is None:
+        raise InfraError(f"dropbearkey -y printed no ssh-ed25519 key for {host}")
+    return Keys(client, client.with_suffix(".pub").read_text().strip(), host, host_pub)
+
+
+# --- the base image ----------------------------------------------------------------------------
+
+
+def _sha(h, label: str, data: bytes) -> None:
+    h.update(f"{label}\0{len(data)}\0".encode())
+    h.update(data)
+
+
+def _tree_files(root: Path) -> List[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+
+
+def _host_files(binaries: Iterable[str]) -> Dict[str, Path]:
+    """Guest path -> host file, for the recipe's binaries and every shared library they load."""
+    files: Dict[str, Path] = {}
+    for binary in binaries:
+        path = Path(binary)
+        if not path.is_file():
+            raise InfraError(f"{binary} is missing on this host (run 'make setup')")
+        files[f"/bin/{path.name}"] = path
+        out = process.run(["ldd", str(path)], timeout=30, what=f"ldd {binary}") if _is_dynamic(path) else ""
+        for lib in parse_ldd(out):
+            files[lib] = Path(lib).resolve()
+    return files
+
+
+def _is_dynamic(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(1 << 16)
+    return b"ld-linux" in head  # the ELF interpreter string is near the start
+
+
+def _gcc_version() -> str:
+    return process.run(["gcc", "--version"], timeout=30, what="gcc --version").splitlines()[0]
+
+
+def image_key(lab: Lab, image: Image, keys: Keys) -> Tuple[str, Dict[str, Path]]:
+    """The content hash of IMAGE: recipe, tests, host binaries, keys and compiler."""
+    recipe = load_recipe(image.recipe / "recipe.yaml")
+    host = _host_files(recipe["binaries"])
+    h = hashlib.sha256(f"labrunner-image-{FORMAT}".encode())
+    for path in _tree_files(image.recipe) + _tree_files(lab.tests_dir):
+        _sha(h, str(path.relative_to(lab.root)) + oct(path.stat().st_mode & 0o111), path.read_bytes())
+    for guest_path, path in sorted(host.items()):
+        _sha(h, guest_path, path.read_bytes())
+    _sha(h, "keys", (keys.client_pub + keys.host_pub).encode())
+    _sha(h, "gcc", _gcc_version().encode())
+    return h.hexdigest()[:16], host
+
+
+def _compile_tests(tests_dir: Path, out_dir: Path, progress: Callable[[str], None]) -> Dict[str, Tuple[bytes, int]]:
+    """Guest path -> (content, mode) for tests/: C sources compiled statically, other files as they are."""
+    files: Dict[str, Tuple[bytes, int]] = {}
+    for path in _tree_files(tests_dir):
+        rel = path.relative_to(tests_dir)
+        if path.suffix == ".c":
+            exe = out_dir / rel.with_suffix("")
+            exe.parent.mkdir(parents=True, exist_ok=True)
+            progress(f"compiling tests/{rel}")
+            argv = ["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", str(exe), str(path)]
+            try:
+                process.run(argv, timeout=300, what=f"compiling tests/{rel}")
+            except InfraError as e:
+                raise UserError(str(e)) from None
+            files[f"/lab/tests/{rel.with_suffix('')}"] = (exe.read_bytes(), 0o755)
+        elif path.suffix != ".h":
+            files[f"/lab/tests/{rel}"] = (path.read_bytes(), 0o755 if os.access(path, os.X_OK) else 0o644)
+    return files
+
+
+def _busybox_applets() -> List[str]:
+    out = process.run([BUSYBOX, "--list-full"], timeout=30, what="busybox --list-full")
+    return sorted({Path(line.strip()).name for line in out.splitlines() if line.strip()})
+
+
+def build_base(lab: Lab, image: Image, cache: Path, progress: Callable[[str], None]) -> Path:
+    """The base archive of IMAGE, built once per content hash."""
+    keys = ensure_keys(lab.state_dir)
+    key, host_files = image_key(lab, image, keys)
+    out = cache / "images" / f"{image.name}-{key}.cpio.gz"
+    if out.exists():
+        return out
+    progress(f"building image {image.name}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="labrunner-image-") as tmp:
+        tests = _compile_tests(lab.tests_dir, Path(tmp), progress)
+        staging = out.with_name(f".{out.name}.{os.getpid()}")
+        with gzip.open(staging, "wb", compresslevel=6) as gz:
+            w = CpioWriter(gz)
+            for d in ("dev", "proc", "sys", "tmp", "run", "root", "etc", "lab", "lib", "var/run"):
+                w.dir(d, 0o1777 if d == "tmp" else 0o755)
+            w.chardev("dev/console", 5, 1)
+            w.chardev("dev/null", 1, 3, 0o666)
+            # A merged /usr: every applet in /bin, whatever PATH a login or dropbear sets.
+            for link in ("sbin", "usr/bin", "usr/sbin"):
+                w.symlink(link, "/bin")
+            for guest_path, host_path in sorted(host_files.items()):
+                w.file(guest_path, host_path.read_bytes(), 0o755)
+            for applet in _busybox_applets():
+                w.symlink(f"bin/{applet}", "busybox")
+            w.file("init", (image.recipe / "init").read_bytes(), 0o755)
+            for path in _tree_files(image.recipe / "rootfs"):
+                rel = path.relative_to(image.recipe / "rootfs")
+                w.file(str(rel), path.read_bytes(), 0o755 if os.access(path, os.X_OK) else 0o644)
+            w.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
+            w.file("etc/group", b"root:x:0:\n")
+            w.file("etc/shells", b"/bin/sh\n")
+            w.dir("root/.ssh", 0o700)
+            w.file("root/.ssh/authorized_keys", keys.client_pub.encode() + b"\n", 0o600)
+            w.file("etc/dropbear/dropbear_ed25519_host_key", keys.host_key.read_bytes(), 0o600)
+            for guest_path, (data, mode) in sorted(tests.items()):
+                w.file(guest_path, data, mode)
+            w.close()
+        os.replace(staging, out)
+    return out
+
+
+# --- kernel modules ----------------------------------------------------------------------------
+
+_DEPENDS = re.compile(rb"(?:^|\0)depends=([^\0]*)")
+
+
+def module_name(path: Path) -> str:
+    return path.name.split(".ko")[0].replace("-", "_")
+
+
+def read_module(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.name.endswith(".xz"):
+        return lzma.decompress(data)
+    if path.name.endswith(".gz"):
+        return gzip.decompress(data)
+    if path.name.endswith(".zst"):
+        if shutil.which("zstd") is None:
+            raise InfraError(f"{path} is zstd-compressed and zstd is not installed")
+        with tempfile.NamedTemporaryFile() as tmp:
+            process.run(["zstd", "-d", "-f", "-q", str(path), "-o", tmp.name], timeout=60, what="zstd")
+            return Path(tmp.name).read_bytes()
+    return data
+
+
+def module_depends(ko: bytes) -> List[str]:
+    m = _DEPENDS.search(ko)
+    return [d.replace("-", "_") for d in m.group(1).decode().split(",") if d] if m else []
+
+
+def load_order(wanted: Iterable[str], depends: Callable[[str], Optional[List[str]]]) -> List[str]:
+    """WANTED modules and their dependencies, dependencies first. DEPENDS(name) is None when the
+    kernel has no such module (built in, or not configured): it is skipped."""
+    order: List[str] = []
+    visiting = set()
+
+    def visit(name: str) -> None:
+        if name in order or name in visiting:
+            return
+        deps = depends(name)
+        if deps is None:
+            return
+        visiting.add(name)
+        for dep in deps:
+            visit(dep)
+        visiting.discard(name)
+        order.append(name)
+
+    for name in wanted:
+        visit(name.replace("-", "_"))
+    return order
+
+
+def build_modules(kernel: KernelArtifacts, modules: List[str], cache: Path) -> Optional[Path]:
+    """The archive of MODULES (and their dependencies) for KERNEL, or None for a kernel without modules."""
+    if kernel.modules is None or not modules:
+        return None
+    index = {module_name(p): p for p in kernel.modules.rglob("*.ko*")}
+    h = hashlib.sha256(f"{FORMAT}\0{kernel.source}\0{kernel.release}\0{','.join(modules)}".encode())
+    out = cache / "images" / f"modules-{kernel.release}-{h.hexdigest()[:16]}.cpio.gz"
+    if out.exists():
+        return out
+    contents: Dict[str, bytes] = {}
+
+    def depends(name: str) -> Optional[List[str]]:
+        if name not in index:
+            return None
+        contents[name] = read_module(index[name])
+        return module_depends(contents[name])
+
+    order = load_order(modules, depends)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.{os.getpid()}")
+    base = f"lib/modules/{kernel.release}"
+    with gzip.open(staging, "wb", compresslevel=6) as gz:
+        w = CpioWriter(gz)
+        w.dir(base)
+        for name in order:
+            w.file(f"{base}/{name}.ko", contents[name])
+        w.file(f"{base}/load.order", "".join(f"{name}.ko\n" for name in order).encode())
+        w.close()
+    os.replace(staging, out)
+    return out
+
+
+def initrd(lab: Lab, image: Image, kernel: KernelArtifacts, cache: Path,
+           progress: Callable[[str], None] = lambda s: None) -> Path:
+    """The initrd for IMAGE on KERNEL: the base archive followed by the modules archive, if any."""
+    base = build_base(lab, image, cache, progress)
+    mods = build_modules(kernel, load_recipe(image.recipe / "recipe.yaml")["modules"], cache)
+    if mods is None:
+        return base
+    both = hashlib.sha256(f"{base.name}\0{mods.name}".encode()).hexdigest()[:16]
+    out = cache / "images" / f"initrd-{image.name}-{kernel.release}-{both}.cpio.gz"
+    if not out.exists():
+        staging = out.with_name(f".{out.name}.{os.getpid()}")
+        with open(staging, "wb") as f:
+            for part in (base, mods):
+                f.write(part.read_bytes())
+        os.replace(staging, out)
+    return out

@@ -1,0 +1,118 @@
+"""QMP: a synchronous face on qemu.qmp's asyncio client, logging every message to qmp.jsonl.
+
+qemu.qmp runs on an event loop in a thread of its own, so the rest of the lab (and the hotplug
+controller) can call execute() with a timeout from ordinary code. Every command, reply and event is
+written to the run's qmp.jsonl with a host timestamp, through the client's message hooks.
+"""
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from qemu.qmp import EventListener, QMPClient, QMPError
+
+from .errors import InfraError
+
+log = logging.getLogger(__name__)
+
+
+class _LoggingClient(QMPClient):
+    def __init__(self, name: str, journal):
+        super().__init__(name)
+        self._journal = journal
+
+    def _cb_outbound(self, msg):
+        self._journal("send", msg)
+        return super()._cb_outbound(msg)
+
+    def _cb_inbound(self, msg):
+        self._journal("event" if "event" in msg else "recv", msg)
+        return super()._cb_inbound(msg)
+
+
+class Monitor:
+    """A connected QMP monitor. Use as a context manager, or call close()."""
+
+    def __init__(self, socket_path: Path, journal_path: Optional[Path], connect_timeout: float = 10.0):
+        self._journal_file = open(journal_path, "a", buffering=1) if journal_path else None
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="qmp", daemon=True)
+        self._thread.start()
+        self._client = _LoggingClient("labrunner", self._journal)
+        self._listener = EventListener()  # keeps every event for wait_event()
+        self._client.register_listener(self._listener)
+        try:
+            self._call(self._client.connect(str(socket_path)), connect_timeout, "connect")
+        except BaseException:
+            self.close()
+            raise
+
+    def _journal(self, direction: str, msg) -> None:
+        if self._journal_file is None:
+            return
+        record = {"t": round(time.time(), 6), "dir": direction, "msg": json.loads(str(msg))}
+        with self._lock:
+            self._journal_file.write(json.dumps(record) + "\n")
+
+    def _call(self, coro, timeout: float, what: str):
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result(timeout)
+        except (concurrent.futures.TimeoutError, asyncio.TimeoutError):
+            future.cancel()
+            raise InfraError(f"QMP {what}: no answer within {timeout:.0f} s") from None
+        except QMPError as e:
+            raise InfraError(f"QMP {what}: {e}") from e
+        except (OSError, EOFError) as e:
+            raise InfraError(f"QMP {what}: {e}") from e
+
+    def execute(self, cmd: str, args: Optional[Dict[str, Any]] = None, timeout: float = 10.0) -> Any:
+        return self._call(self._client.execute(cmd, args), timeout, cmd)
+
+    def wait_event(self, name: str, timeout: float, match: Optional[Dict[str, Any]] = None) -> Optional[Dict]:
+        """The next NAME event whose data includes MATCH, or None after TIMEOUT seconds."""
+        async def wait():
+            while True:
+                event = await self._listener.get()
+                data = event.get("data", {})
+                if event["event"] == name and all(data.get(k) == v for k, v in (match or {}).items()):
+                    return dict(event)
+        try:
+            return self._call(asyncio.wait_for(wait(), timeout), timeout + 1, f"wait for {name}")
+        except InfraError:
+            return None
+
+    def drain_events(self) -> List[Dict]:
+        return [dict(e) for e in self._listener.clear()]
+
+    def quit(self, timeout: float = 5.0) -> None:
+        try:
+            self.execute("quit", timeout=timeout)
+        except InfraError:
+            pass  # QEMU may close the socket before it answers
+
+    def close(self) -> None:
+        if self._loop.is_running():
+            try:
+                asyncio.run_coroutine_threadsafe(self._client.disconnect(), self._loop).result(5)
+            except Exception as e:  # already gone: nothing more to close
+                log.debug("QMP disconnect: %s", e)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+        if not self._loop.is_running():
+            self._loop.close()
+        if self._journal_file:
+            self._journal_file.close()
+            self._journal_file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,125 @@
+"""A booted guest: kernel and image in QEMU, console captured, QMP connected, SSH ready.
+
+Session is the one place that assembles the pieces in order (config -> kernel/image -> QEMU ->
+console/QMP -> guest) and the one place that takes them down again, on every path: normal end,
+exception, Ctrl-C or SIGTERM (the CLI turns those into exceptions). A SIGKILLed labrunner still takes
+QEMU with it through PDEATHSIG (see process.py).
+"""
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+from . import image as image_mod
+from . import kernel as kernel_mod
+from . import qemu as qemu_mod
+from .config import Lab
+from .console import Console
+from .errors import InfraError, QemuError
+from .guest import SerialShell, Ssh
+from .qmp import Monitor
+
+log = logging.getLogger(__name__)
+
+READY = r"labrunner-init: guest ready"
+
+
+@dataclasses.dataclass
+class BootSpec:
+    kernel: Optional[str] = None
+    machine: Optional[str] = None
+    image: Optional[str] = None
+    cmdline: str = ""
+    boot_timeout: float = 300
+    ssh_timeout: float = 60
+    ssh: bool = True
+
+
+class Session:
+    def __init__(self, lab: Lab, spec: BootSpec, outdir: Path, progress: Callable[[str], None] = lambda s: None):
+        self.lab, self.spec, self.outdir, self.progress = lab, spec, outdir, progress
+        self.kernel_cfg = lab.pick("kernels", spec.kernel)
+        self.machine = lab.pick("machines", spec.machine)
+        self.image_cfg = lab.pick("images", spec.image)
+        self.kernel: Optional[kernel_mod.KernelArtifacts] = None
+        self.accel: Optional[qemu_mod.Accel] = None
+        self.qemu: Optional[qemu_mod.Qemu] = None
+        self.qemu_version = ""
+        self.console: Optional[Console] = None
+        self.qmp: Optional[Monitor] = None
+        self.ssh: Optional[Ssh] = None
+        self.ssh_port: Optional[int] = None
+        self.boot_s: Optional[float] = None
+
+    def prepare(self) -> None:
+        """Everything before QEMU: kernel, initrd, accelerator."""
+        cache = self.lab.cache_dir
+        self.progress("kernel")
+        self.kernel = kernel_mod.resolve(self.kernel_cfg, cache, self.progress)
+        self.progress("image")
+        self.initrd = image_mod.initrd(self.lab, self.image_cfg, self.kernel, cache, self.progress)
+        self.keys = image_mod.ensure_keys(self.lab.state_dir)
+        self.progress("accelerator probe")
+        self.accel = qemu_mod.choose_accel(self.lab.qemu, self.kernel.image, cache)
+        log.info("accelerator: %s (%s)", self.accel.name, self.accel.reason)
+        self.qemu_version = qemu_mod.version(self.lab.qemu.binary)
+
+    def start(self) -> None:
+        if self.kernel is None:
+            self.prepare()
+        t0 = time.monotonic()
+        sockdir = qemu_mod.Qemu.make_sockdir()
+        self.ssh_port = qemu_mod.free_port() if self.spec.ssh else None
+        cmdline = qemu_mod.kernel_cmdline(self.machine, self.accel.name, self.spec.cmdline)
+        argv = qemu_mod.machine_argv(qemu=self.lab.qemu, machine=self.machine, accel=self.accel,
+                                     kernel=self.kernel.image, initrd=self.initrd, cmdline=cmdline,
+                                     sockdir=sockdir, ssh_port=self.ssh_port)
+        self.qemu = qemu_mod.Qemu(argv, sockdir, self.outdir / "qemu.stderr")
+        self.progress("booting")
+        self.qemu.start()
+        self.console = Console(self.qemu.wait_for_socket("console.sock", 30), self.outdir / "console.log")
+        self.qmp = Monitor(self.qemu.wait_for_socket("qmp.sock", 30), self.outdir / "qmp.jsonl")
+        line = self.console.wait_for(READY, self.spec.boot_timeout, alive=lambda: self.qemu.check_alive("during boot"))
+        if line is None:
+            self.qemu.check_alive("during boot")
+            raise InfraError(f"the guest did not boot within {self.spec.boot_timeout:.0f} s "
+                             f"(no '{READY}' on the console; see console.log)")
+        if self.spec.ssh:
+            self.progress("ssh")
+            self.ssh = Ssh(self.ssh_port, self.keys, self.spec.ssh_timeout,
+                           alive=lambda: self.qemu.check_alive("while connecting over SSH"))
+        self.boot_s = time.monotonic() - t0
+
+    def serial_shell(self) -> SerialShell:
+        return SerialShell(self.console.expect_session())
+
+    def infra_cause(self, error: Exception) -> Exception:
+        """If QEMU has died, that is the real cause of ERROR (an SSH drop, say)."""
+        if self.qemu is not None and self.qemu.proc is not None and self.qemu.proc.poll() is not None \
+                and not isinstance(error, QemuError):
+            return self.qemu.died(f"({error})")
+        return error
+
+    def close(self) -> None:
+        """Stop everything, in order, whatever state it is in."""
+        if self.ssh is not None:
+            self.ssh.close()
+        if self.qemu is not None:
+            self.qemu.stop(quit_fn=(lambda: self.qmp.quit(timeout=3)) if self.qmp else None)
+        if self.qmp is not None:
+            self.qmp.close()
+        if self.console is not None:
+            self.console.close()
+
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
