@@ -1,0 +1,108 @@
+import subprocess
+import sys
+
+import pytest
+
+from labrunner import config
+from labrunner.errors import ConfigError
+
+from .conftest import GOOD
+
+
+def error_of(write_lab, text) -> ConfigError:
+    with pytest.raises(ConfigError) as e:
+        config.load(write_lab(text))
+    return e.value
+
+
+def test_good_config_loads_with_defaults(write_lab):
+    lab = config.load(write_lab(GOOD))
+    m = lab.machines["default"]
+    assert (m.cpus, m.max_cpus, m.memory_mib, m.machine_type) == (2, 4, 1024, "q35")
+    assert m.cpu_model == {"kvm": "host", "tcg": "max"}
+    assert lab.kernels["k"].kind == "path" and lab.kernels["k"].path.name == "bzImage"
+    t = lab.tests["smoke"]
+    assert (t.duration, t.timeouts.boot, t.machine) == (5, 300, None)
+    assert lab.pick("tests", None) is t
+
+
+def test_the_repository_lab_yaml_is_valid():
+    from .conftest import REPO
+    lab = config.load(REPO / "lab.yaml")
+    assert lab.defaults.test in lab.tests
+
+
+def test_unknown_key_names_line_path_and_suggestion(write_lab):
+    e = error_of(write_lab, GOOD.replace("    max_cpus: 4", "    max_cpu: 4"))
+    assert e.line == 6
+    assert e.key == "machines.default.max_cpu"
+    assert "did you mean 'max_cpus'" in str(e)
+    assert str(e).startswith(f"{e.path}:6: machines.default.max_cpu: unknown key")
+
+
+def test_wrong_type_names_its_line(write_lab):
+    e = error_of(write_lab, GOOD.replace("    cpus: 2", "    cpus: two"))
+    assert (e.line, e.key) == (5, "machines.default.cpus")
+    assert "expected an integer, got a string" in str(e)
+
+
+def test_bad_yaml_names_its_line(write_lab):
+    e = error_of(write_lab, GOOD.replace("  accel: auto", "  accel: [auto"))
+    assert e.line in (2, 3)
+    assert "invalid YAML" in str(e)
+
+
+def test_missing_kernel_file(write_lab):
+    e = error_of(write_lab, GOOD.replace("path: bzImage", "path: nowhere/bzImage"))
+    assert (e.line, e.key) == (10, "kernels.k.path")
+    assert "does not exist" in str(e)
+
+
+def test_duplicate_key(write_lab):
+    e = error_of(write_lab, GOOD.replace("    cpus: 2\n", "    cpus: 2\n    cpus: 3\n"))
+    assert e.line == 6 and "duplicate key (first at line 5)" in str(e)
+
+
+def test_bad_choice_and_bad_size(write_lab):
+    assert "must be one of auto, kvm, tcg" in str(error_of(write_lab, GOOD.replace("accel: auto", "accel: hvf")))
+    assert "expected a size" in str(error_of(write_lab, GOOD.replace("memory: 1G", "memory: lots")))
+
+
+def test_max_cpus_below_cpus(write_lab):
+    e = error_of(write_lab, GOOD.replace("max_cpus: 4", "max_cpus: 1"))
+    assert e.key == "machines.default.max_cpus" and "less than cpus" in str(e)
+
+
+def test_defaults_must_name_existing_entries(write_lab):
+    e = error_of(write_lab, GOOD.replace("  test: smoke", "  test: smoek"))
+    assert e.key == "defaults.test" and "no test named 'smoek'" in str(e)
+
+
+def test_test_must_name_existing_machine(write_lab):
+    e = error_of(write_lab, GOOD.replace("    duration: 5", "    duration: 5\n    machine: big"))
+    assert e.key == "tests.smoke.machine"
+
+
+def test_kernel_needs_exactly_one_kind(write_lab):
+    e = error_of(write_lab, GOOD.replace("    path: bzImage", "    path: bzImage\n    debian_package: linux-image-amd64"))
+    assert "exactly one of" in str(e)
+
+
+def test_missing_section(write_lab):
+    e = error_of(write_lab, GOOD.split("tests:")[0])
+    assert "missing required key 'tests'" in str(e)
+
+
+def test_unknown_entry_name_is_a_clear_error(write_lab):
+    lab = config.load(write_lab(GOOD))
+    with pytest.raises(ConfigError, match="kernels.nope: no such entry; known: k"):
+        lab.pick("kernels", "nope")
+
+
+def test_cli_config_check_exits_2_with_one_line(write_lab):
+    path = write_lab(GOOD.replace("    memory: 1G", "    memroy: 1G"))
+    p = subprocess.run([sys.executable, "-m", "labrunner.cli", "--lab", str(path), "config", "check"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.strip().count("\n") == 0
+    assert f"{path}:7: machines.default.memroy: unknown key (did you mean 'memory'?)" in p.stderr

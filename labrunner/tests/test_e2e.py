@@ -1,0 +1,132 @@
+"""End to end: real QEMU, the lab's real default kernel and image. Nothing here is mocked.
+
+Each boot takes ~5 s under TCG. `make test` prepares the kernel and image before pytest runs.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+pytestmark = pytest.mark.e2e
+
+LABRUNNER = [sys.executable, "-m", "labrunner.cli", "--lab", str(REPO / "lab.yaml")]
+
+
+def labrunner(*args, timeout=600, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(LABRUNNER + list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
+
+
+def qemu_children(pid: int):
+    """PIDs of qemu-system processes whose parent is PID."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == pid and comm.startswith("qemu-system"):
+            found.append(int(entry))
+    return found
+
+
+def is_qemu(pid: int) -> bool:
+    try:
+        return b"qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_boot_runs_a_command_and_prints_the_release():
+    p = labrunner("boot", "--", "uname", "-r")
+    assert p.returncode == 0, p.stderr
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*\n", p.stdout), p.stdout
+
+
+def test_boot_exits_with_the_commands_status():
+    p = labrunner("boot", "--", "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert p.returncode == 7, p.stderr
+    assert p.stdout == "out\n"
+    assert "err" in p.stderr
+
+
+def test_boot_serial_runs_on_the_console():
+    p = labrunner("boot", "--serial", "--", "cat /proc/sys/kernel/osrelease; exit 3")
+    assert p.returncode == 3, p.stderr
+    assert re.search(r"^\d+\.\d+\.\d+\S*$", p.stdout, re.M), p.stdout
+
+
+def test_run_records_a_passing_test(tmp_path):
+    p = labrunner("run", "kvm-smoke", "--duration", "5", "--results", str(tmp_path))
+    assert p.returncode == 0, p.stdout + p.stderr
+    (run_dir,) = tmp_path.iterdir()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["verdict"] == "pass" and record["test"] == "kvm-smoke"
+    assert record["kernel"]["release"] and record["kernel"]["name"] == "debian-6.12"
+    assert record["qemu"]["accel"] in ("kvm", "tcg") and record["qemu"]["accel_reason"]
+    assert record["qemu"]["argv"][0].startswith("qemu-system")
+    assert record["phases"]["boot_s"] > 0 and record["phases"]["workload_s"] >= 5
+    assert {"console.log", "dmesg.txt", "qmp.jsonl", "qemu.stderr", "workload.log"} <= set(record["artifacts"])
+    counts = json.loads((run_dir / "workload.log").read_text().strip().splitlines()[-1])
+    assert counts["vm_cycles"] > 0 and counts["vcpu_runs"] == 2 * counts["vm_cycles"]
+    console = (run_dir / "console.log").read_text()
+    assert re.search(r"^\[\+\s*\d+\.\d{3}\] .*Linux version", console, re.M)
+    assert "Linux version" in (run_dir / "dmesg.txt").read_text()
+    sent = [json.loads(line) for line in (run_dir / "qmp.jsonl").read_text().splitlines()]
+    assert any(m["dir"] == "send" and m["msg"].get("execute") == "qmp_capabilities" for m in sent)
+
+
+def test_run_whose_qemu_is_killed_is_an_infrastructure_error(tmp_path):
+    proc = subprocess.Popen(LABRUNNER + ["run", "kvm-smoke", "--duration", "300", "--results", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: list(tmp_path.glob("*/workload.log")), 300, "the workload to start")
+        (qemu_pid,) = qemu_children(proc.pid)
+        os.kill(qemu_pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3, out + err
+    record = json.loads(next(tmp_path.glob("*/run.json")).read_text())
+    assert record["verdict"] == "error"
+    assert "QEMU killed by SIGKILL" in record["reason"]
+    assert record["finished_at"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
+@pytest.mark.parametrize("moment", ["booting", "running"])
+def test_killing_labrunner_leaves_no_qemu(sig, moment):
+    proc = subprocess.Popen(LABRUNNER + ["boot", "--", "echo up; sleep 600"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        (qemu_pid,) = wait_for(lambda: qemu_children(proc.pid), 120, "QEMU to start")
+        if moment == "running":
+            assert proc.stdout.readline() == "up\n"
+        proc.send_signal(sig)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    wait_for(lambda: not is_qemu(qemu_pid), 15, f"QEMU {qemu_pid} to exit")
+    if sig != signal.SIGKILL:
+        assert proc.returncode != 0

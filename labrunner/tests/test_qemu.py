@@ -1,0 +1,57 @@
+from pathlib import Path
+
+from labrunner import qemu
+from labrunner.config import Machine, QemuConfig
+
+MACHINE = Machine(name="m", machine_type="q35", cpus=2, max_cpus=4, memory_mib=1024,
+                  cpu_model={"kvm": "host", "tcg": "max"}, lpj=5000000, cmdline="quiet")
+QEMU = QemuConfig(binary="qemu-system-x86_64", accel="auto", extra_args=("-d", "guest_errors"))
+
+
+def test_cmdline_has_lpj_only_under_tcg():
+    assert qemu.kernel_cmdline(MACHINE, "tcg", "kvm.enable_virt_at_load=0") == \
+        "console=ttyS0 panic=-1 lpj=5000000 quiet kvm.enable_virt_at_load=0"
+    assert qemu.kernel_cmdline(MACHINE, "kvm") == "console=ttyS0 panic=-1 quiet"
+
+
+def test_machine_argv_tcg():
+    argv = qemu.machine_argv(qemu=QEMU, machine=MACHINE, accel=qemu.Accel("tcg", "why"), kernel=Path("/k"),
+                             initrd=Path("/i"), cmdline="console=ttyS0", sockdir=Path("/s"), ssh_port=2222)
+    assert argv == [
+        "qemu-system-x86_64", "-name", "labrunner", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
+        "-smp", "cpus=2,maxcpus=4", "-m", "1024M",
+        "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+        "-chardev", "socket,id=con0,path=/s/console.sock,server=on,wait=on", "-serial", "chardev:con0",
+        "-qmp", "unix:/s/qmp.sock,server=on,wait=off",
+        "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22", "-device", "virtio-net-pci,netdev=net0",
+        "-kernel", "/k", "-initrd", "/i", "-append", "console=ttyS0", "-d", "guest_errors",
+    ]
+
+
+def test_machine_argv_kvm_without_network_or_initrd():
+    argv = qemu.machine_argv(qemu=QEMU, machine=MACHINE, accel=qemu.Accel("kvm", "why"), kernel=Path("/k"),
+                             initrd=None, cmdline="c", sockdir=Path("/s"), ssh_port=None)
+    assert argv[argv.index("-cpu") + 1] == "host"
+    assert "-netdev" not in argv and "-initrd" not in argv
+    assert "-no-reboot" in argv
+
+
+def test_decide_accel():
+    assert qemu.decide_accel("tcg", "ok", None).name == "tcg"
+    assert qemu.decide_accel("kvm", "no /dev/kvm", None) == qemu.Accel("kvm", "lab.yaml asks for kvm")
+    assert qemu.decide_accel("auto", "no /dev/kvm", None) == qemu.Accel("tcg", "no /dev/kvm")
+    broken = qemu.decide_accel("auto", "ok", "KVM internal error (emulation failure) while booting")
+    assert broken.name == "tcg" and "exists but QEMU cannot run a kernel with it: KVM internal" in broken.reason
+    assert qemu.decide_accel("auto", "ok", None).name == "kvm"
+
+
+def test_probe_boots_the_kernel_under_kvm_without_root():
+    argv = qemu.probe_argv("qemu-system-x86_64", Path("/k"))
+    assert argv[argv.index("-accel") + 1] == "kvm"
+    assert argv[argv.index("-kernel") + 1] == "/k"
+    assert "-initrd" not in argv and "-no-reboot" in argv
+    assert "panic=-1" in argv[argv.index("-append") + 1]
+
+
+def test_kvm_device_state(tmp_path):
+    assert qemu.kvm_device_state(str(tmp_path / "kvm")).startswith("no ")
