@@ -11,7 +11,6 @@ import logging
 import re
 import select
 import shlex
-import socket
 import time
 from typing import Callable, Dict, Optional, Tuple
 
@@ -78,8 +77,8 @@ class Ssh:
         try:
             channel = self.client.get_transport().open_session(timeout=10)
             channel.exec_command(full)
-        except (OSError, paramiko.SSHException, AttributeError) as e:
-            raise InfraError(f"SSH: cannot start '{command}': {e}") from None
+        except (OSError, EOFError, paramiko.SSHException, AttributeError) as e:
+            raise InfraError(f"SSH: cannot start '{command}': {e!r}") from None
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -101,7 +100,7 @@ class Ssh:
                         break
                     raise InfraError(f"SSH connection lost while running '{command}'")
             return channel.recv_exit_status()
-        except socket.error as e:
+        except (OSError, EOFError, paramiko.SSHException) as e:
             raise InfraError(f"SSH connection lost while running '{command}': {e}") from None
         finally:
             channel.close()

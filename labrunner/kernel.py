@@ -6,6 +6,8 @@ extracted into the cache once per version. Source recipes are built by the kerne
 """
 
 import dataclasses
+import hashlib
+import json
 import logging
 import shutil
 import struct
@@ -88,9 +90,32 @@ def resolve_debian(package: str, suite: Optional[str]) -> Tuple[str, str]:
     raise InfraError(f"{package}: metapackage chain too deep")
 
 
+def _apt_lists_stamp(lists: Path = Path("/var/lib/apt/lists")) -> str:
+    """Changes whenever `apt-get update` changes what apt-cache can answer."""
+    try:
+        return ",".join(f"{p.name}:{p.stat().st_mtime_ns}" for p in sorted(lists.glob("*_Packages*")))
+    except OSError:
+        return ""
+
+
+def resolve_debian_cached(package: str, suite: Optional[str], cache: Path) -> Tuple[str, str]:
+    """resolve_debian, remembered until apt's package lists change (saves ~1 s of apt-cache per boot)."""
+    stamp = hashlib.sha256(f"{package}\0{suite}\0{_apt_lists_stamp()}".encode()).hexdigest()[:20]
+    memo = cache / "kernels" / "debian" / f".resolved-{stamp}.json"
+    try:
+        data = json.loads(memo.read_text())
+        return data["name"], data["version"]
+    except (OSError, ValueError, KeyError):
+        pass
+    name, version = resolve_debian(package, suite)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    memo.write_text(json.dumps({"name": name, "version": version}))
+    return name, version
+
+
 def fetch_debian(kernel: Kernel, cache: Path, progress: Callable[[str], None]) -> KernelArtifacts:
     try:
-        name, version = resolve_debian(kernel.package, kernel.suite)
+        name, version = resolve_debian_cached(kernel.package, kernel.suite, cache)
     except InfraError as e:
         # Offline, or apt's lists are gone: fall back to the newest extracted copy in the cache.
         found = sorted((cache / "kernels" / "debian").glob(f"{kernel.package}_*/boot/vmlinuz-*"))

@@ -8,6 +8,8 @@ QEMU with it through PDEATHSIG (see process.py).
 
 import dataclasses
 import logging
+import re
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -24,6 +26,7 @@ from .qmp import Monitor
 log = logging.getLogger(__name__)
 
 READY = r"labrunner-init: guest ready"
+SSHD_UP = r"labrunner-init: sshd listening"
 
 
 @dataclasses.dataclass
@@ -50,6 +53,7 @@ class Session:
         self.console: Optional[Console] = None
         self.qmp: Optional[Monitor] = None
         self.ssh: Optional[Ssh] = None
+        self._ssh_result = None  # from the connecting thread: an Ssh, an exception, or None yet
         self.ssh_port: Optional[int] = None
         self.boot_s: Optional[float] = None
 
@@ -80,17 +84,50 @@ class Session:
         self.progress("booting")
         self.qemu.start()
         self.console = Console(self.qemu.wait_for_socket("console.sock", 30), self.outdir / "console.log")
+        connecting = self._connect_ssh_when_listening() if self.spec.ssh else None
         self.qmp = Monitor(self.qemu.wait_for_socket("qmp.sock", 30), self.outdir / "qmp.jsonl")
         line = self.console.wait_for(READY, self.spec.boot_timeout, alive=lambda: self.qemu.check_alive("during boot"))
         if line is None:
             self.qemu.check_alive("during boot")
             raise InfraError(f"the guest did not boot within {self.spec.boot_timeout:.0f} s "
                              f"(no '{READY}' on the console; see console.log)")
-        if self.spec.ssh:
+        if connecting is not None:
             self.progress("ssh")
-            self.ssh = Ssh(self.ssh_port, self.keys, self.spec.ssh_timeout,
-                           alive=lambda: self.qemu.check_alive("while connecting over SSH"))
+            connecting.join(self.spec.ssh_timeout + 15)
+            if isinstance(self._ssh_result, BaseException):
+                raise self._ssh_result
+            if self._ssh_result is None:
+                raise InfraError(f"no SSH to the guest within {self.spec.ssh_timeout:.0f} s")
+            self.ssh = self._ssh_result
         self.boot_s = time.monotonic() - t0
+
+    def _connect_ssh_when_listening(self) -> threading.Thread:
+        """Connect as soon as the guest says dropbear listens, overlapping the rest of its boot (the KVM
+        modules). Connecting earlier would only wait on slirp's SYN retries."""
+        listening = threading.Event()
+
+        def on_line(line: str) -> None:
+            if re.search(SSHD_UP, line):
+                listening.set()
+
+        def connect() -> None:
+            try:
+                deadline = time.monotonic() + self.spec.boot_timeout
+                while not listening.wait(0.2):
+                    self.qemu.check_alive("during boot")
+                    if time.monotonic() > deadline or self.console.closed.is_set():
+                        return
+                self._ssh_result = Ssh(self.ssh_port, self.keys, self.spec.ssh_timeout,
+                                       alive=lambda: self.qemu.check_alive("while connecting over SSH"))
+            except BaseException as e:  # handed to the main thread
+                self._ssh_result = e
+            finally:
+                self.console.remove_listener(on_line)
+
+        self.console.add_listener(on_line)
+        thread = threading.Thread(target=connect, name="ssh-connect", daemon=True)
+        thread.start()
+        return thread
 
     def serial_shell(self) -> SerialShell:
         return SerialShell(self.console.expect_session())
@@ -104,8 +141,9 @@ class Session:
 
     def close(self) -> None:
         """Stop everything, in order, whatever state it is in."""
-        if self.ssh is not None:
-            self.ssh.close()
+        for ssh in {self.ssh, self._ssh_result}:
+            if isinstance(ssh, Ssh):
+                ssh.close()
         if self.qemu is not None:
             self.qemu.stop(quit_fn=(lambda: self.qmp.quit(timeout=3)) if self.qmp else None)
         if self.qmp is not None:
