@@ -87,6 +87,7 @@ class Machine:
     memory_mib: int
     cpu_model: Dict[str, str]
     lpj: int
+    tcg_plug_budget: int
     cmdline: str
 
 
@@ -114,6 +115,17 @@ class Timeouts:
     boot: int
     ssh: int
     workload_grace: int
+    hang: int
+
+
+@dataclasses.dataclass(frozen=True)
+class HotplugSpec:
+    """The host's vCPU hotplug schedule: an action about every PERIOD_S seconds (randomised by SEED,
+    random and recorded when None) on up to SLOTS of the machine's hot-pluggable slots."""
+    period_s: float
+    slots: int
+    seed: Optional[int]
+    confirm_timeout: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,6 +136,8 @@ class Test:
     command: str
     duration: int
     cmdline: str
+    env: Dict[str, str]
+    hotplug: Optional[HotplugSpec]
     timeouts: Timeouts
 
 
@@ -296,6 +310,7 @@ def _machine(ctx: _Ctx, name: str) -> Machine:
         "memory": (_memory, 1024),
         "cpu_model": (_cpu_model, {"kvm": "host", "tcg": "max"}),
         "lpj": (_int(1), 5000000),
+        "tcg_plug_budget": (_int(0), 64),
         "cmdline": (_str, ""),
     })
     f["max_cpus"] = f["max_cpus"] or f["cpus"]
@@ -352,7 +367,41 @@ def _timeouts(ctx: _Ctx) -> Timeouts:
         "boot": (_int(1), 300),
         "ssh": (_int(1), 60),
         "workload_grace": (_int(0), 120),
+        "hang": (_int(5), 120),
     }))
+
+
+def _number(minimum: float):
+    def check(ctx: _Ctx) -> float:
+        if isinstance(ctx.node, bool) or not isinstance(ctx.node, (int, float)):
+            raise ctx.error(f"expected a number, got {_kind(ctx.node)}")
+        if ctx.node < minimum:
+            raise ctx.error(f"must be at least {minimum}, got {ctx.node}")
+        return float(ctx.node)
+    return check
+
+
+def _hotplug(ctx: _Ctx) -> HotplugSpec:
+    f = _mapping(ctx, {
+        "period": (_number(0.5), 4.0),
+        "slots": (_int(1), 2),
+        "seed": (_int(0), None),
+        "confirm_timeout": (_int(1), 30),
+    })
+    return HotplugSpec(period_s=f["period"], slots=f["slots"], seed=f["seed"], confirm_timeout=f["confirm_timeout"])
+
+
+def _env(ctx: _Ctx) -> Dict[str, str]:
+    if not isinstance(ctx.node, dict):
+        raise ctx.error(f"expected a mapping of NAME: value, got {_kind(ctx.node)}")
+    out = {}
+    for key, value in ctx.node.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ctx.error("not a valid environment variable name", key)
+        if isinstance(value, (dict, list)) or value is None:
+            raise ctx.error("expected a string or a number", key)
+        out[key] = str(value)
+    return out
 
 
 def _test(ctx: _Ctx, name: str) -> Test:
@@ -362,6 +411,8 @@ def _test(ctx: _Ctx, name: str) -> Test:
         "command": (_str, _REQUIRED),
         "duration": (_int(1), 60),
         "cmdline": (_str, ""),
+        "env": (_env, {}),
+        "hotplug": (_hotplug, None),
         "timeouts": (_timeouts, None),
     })
     f["timeouts"] = f["timeouts"] or _timeouts(_Ctx(ctx.path, "", _Map(), 0))

@@ -69,9 +69,10 @@ class Ssh:
         raise InfraError(f"no SSH to the guest on 127.0.0.1:{port} within {timeout:.0f} s: {last}")
 
     def run(self, command: str, timeout: float, stdout: Optional[Sink] = None, stderr: Optional[Sink] = None,
-            env: Optional[Dict[str, str]] = None) -> int:
+            env: Optional[Dict[str, str]] = None, watch: Callable[[], None] = lambda: None) -> int:
         """Run COMMAND in the guest, streaming its output to the sinks; its exit status.
-        Raises CommandTimeout after TIMEOUT seconds, InfraError if the connection is lost."""
+        Raises CommandTimeout after TIMEOUT seconds, InfraError if the connection is lost, and whatever
+        WATCH() raises (it is called about twice a second: hang detection)."""
         full = with_env(command, env)
         log.info("$ %s", ssh_command_line(self.port, self.keys.client_key, full))
         try:
@@ -84,6 +85,7 @@ class Ssh:
             while True:
                 if time.monotonic() > deadline:
                     raise CommandTimeout(command, timeout)
+                watch()
                 select.select([channel], [], [], 0.5)
                 while channel.recv_ready():
                     data = channel.recv(65536)

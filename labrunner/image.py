@@ -183,21 +183,29 @@ def image_key(lab: Lab, image: Image, keys: Keys) -> Tuple[str, Dict[str, Path]]
     return h.hexdigest()[:16], host
 
 
-def _compile_tests(tests_dir: Path, out_dir: Path, progress: Callable[[str], None]) -> Dict[str, Tuple[bytes, int]]:
-    """Guest path -> (content, mode) for tests/: C sources compiled statically, other files as they are."""
+def _compile(source: Path, out_dir: Path, label: str, progress: Callable[[str], None]) -> bytes:
+    """SOURCE compiled statically (the guest has no libc); a compile error is the user's to fix."""
+    exe = out_dir / label.replace("/", "_")
+    progress(f"compiling {label}")
+    argv = ["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", str(exe), str(source)]
+    try:
+        process.run(argv, timeout=300, what=f"compiling {label}")
+    except InfraError as e:
+        raise UserError(str(e)) from None
+    return exe.read_bytes()
+
+
+def _guest_programs(lab: Lab, image: Image, out_dir: Path, progress: Callable[[str], None]) -> Dict[str, Tuple[bytes, int]]:
+    """Guest path -> (content, mode): the recipe's src/*.c as /bin tools; tests/ under /lab/tests, C
+    sources compiled (headers are only included), other files as they are."""
     files: Dict[str, Tuple[bytes, int]] = {}
-    for path in _tree_files(tests_dir):
-        rel = path.relative_to(tests_dir)
+    for path in _tree_files(image.recipe / "src"):
         if path.suffix == ".c":
-            exe = out_dir / rel.with_suffix("")
-            exe.parent.mkdir(parents=True, exist_ok=True)
-            progress(f"compiling tests/{rel}")
-            argv = ["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", str(exe), str(path)]
-            try:
-                process.run(argv, timeout=300, what=f"compiling tests/{rel}")
-            except InfraError as e:
-                raise UserError(str(e)) from None
-            files[f"/lab/tests/{rel.with_suffix('')}"] = (exe.read_bytes(), 0o755)
+            files[f"/bin/{path.stem}"] = (_compile(path, out_dir, f"{image.name}/src/{path.name}", progress), 0o755)
+    for path in _tree_files(lab.tests_dir):
+        rel = path.relative_to(lab.tests_dir)
+        if path.suffix == ".c":
+            files[f"/lab/tests/{rel.with_suffix('')}"] = (_compile(path, out_dir, f"tests/{rel}", progress), 0o755)
         elif path.suffix != ".h":
             files[f"/lab/tests/{rel}"] = (path.read_bytes(), 0o755 if os.access(path, os.X_OK) else 0o644)
     return files
@@ -218,7 +226,7 @@ def build_base(lab: Lab, image: Image, cache: Path, progress: Callable[[str], No
     progress(f"building image {image.name}")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="labrunner-image-") as tmp:
-        tests = _compile_tests(lab.tests_dir, Path(tmp), progress)
+        programs = _guest_programs(lab, image, Path(tmp), progress)
         staging = out.with_name(f".{out.name}.{os.getpid()}")
         with gzip.open(staging, "wb", compresslevel=6) as gz:
             w = CpioWriter(gz)
@@ -234,6 +242,8 @@ def build_base(lab: Lab, image: Image, cache: Path, progress: Callable[[str], No
             for applet in _busybox_applets():
                 w.symlink(f"bin/{applet}", "busybox")
             w.file("init", (image.recipe / "init").read_bytes(), 0o755)
+            for guest_path, (data, mode) in sorted(programs.items()):
+                w.file(guest_path, data, mode)
             for path in _tree_files(image.recipe / "rootfs"):
                 rel = path.relative_to(image.recipe / "rootfs")
                 w.file(str(rel), path.read_bytes(), 0o755 if os.access(path, os.X_OK) else 0o644)
@@ -243,8 +253,6 @@ def build_base(lab: Lab, image: Image, cache: Path, progress: Callable[[str], No
             w.dir("root/.ssh", 0o700)
             w.file("root/.ssh/authorized_keys", keys.client_pub.encode() + b"\n", 0o600)
             w.file("etc/dropbear/dropbear_ed25519_host_key", keys.host_key.read_bytes(), 0o600)
-            for guest_path, (data, mode) in sorted(tests.items()):
-                w.file(guest_path, data, mode)
             w.close()
         os.replace(staging, out)
     return out

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 # Machine types that cannot hot-plug CPUs; the lab refuses them for hotplug tests.
 NO_HOTPLUG_MACHINES = ("microvm",)
+HOTPLUG_ID_PREFIX = "lab-cpu"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +50,35 @@ def kernel_cmdline(machine: Machine, accel: str, extra: str = "") -> str:
     return " ".join(parts)
 
 
+def declared_cpus(machine: Machine, accel: Accel) -> int:
+    """maxcpus as QEMU is told. Multi-threaded TCG gives each vCPU thread a context it never frees, and
+    sizes its contexts by maxcpus: a plug after an unplug needs a fresh one, or QEMU aborts
+    (tcg_register_thread: n < tcg_max_ctxs). Spare slots, never plugged, are that budget."""
+    return machine.max_cpus + (machine.tcg_plug_budget if accel.name == "tcg" else 0)
+
+
+def smp(machine: Machine, accel: Accel) -> str:
+    n = declared_cpus(machine, accel)
+    return f"cpus={machine.cpus},maxcpus={n},sockets={n},cores=1,threads=1"
+
+
+def cpu_driver(machine: Machine, accel: Accel) -> str:
+    return f"{machine.cpu_model[accel.name]}-x86_64-cpu"
+
+
+def hotplug_cpu_devices(machine: Machine, accel: Accel) -> List[str]:
+    """The hot-pluggable vCPUs, cold-plugged with ids: one socket each, sockets cpus..max_cpus-1.
+
+    Linux 6.9+ only hot-adds APIC IDs it enumerated at boot, and counts QEMU's disabled MADT entries
+    only under a hypervisor it recognises, which TCG's is not. Present at boot, these CPUs are
+    enumerated; the hotplug controller then unplugs and re-plugs them by id."""
+    argv = []
+    for socket in range(machine.cpus, machine.max_cpus):
+        argv += ["-device", f"{cpu_driver(machine, accel)},id={HOTPLUG_ID_PREFIX}{socket},"
+                            f"socket-id={socket},core-id=0,thread-id=0"]
+    return argv
+
+
 def machine_argv(*, qemu: QemuConfig, machine: Machine, accel: Accel, kernel: Path, initrd: Optional[Path],
                  cmdline: str, sockdir: Path, ssh_port: Optional[int], name: str = "labrunner") -> List[str]:
     """The full QEMU argv for one guest: console and QMP on unix sockets in SOCKDIR, SSH on 127.0.0.1."""
@@ -57,8 +87,9 @@ def machine_argv(*, qemu: QemuConfig, machine: Machine, accel: Accel, kernel: Pa
         "-machine", machine.machine_type,
         "-accel", accel.name,
         "-cpu", machine.cpu_model[accel.name],
-        "-smp", f"cpus={machine.cpus},maxcpus={machine.max_cpus}",
+        "-smp", smp(machine, accel),
         "-m", f"{machine.memory_mib}M",
+        *hotplug_cpu_devices(machine, accel),
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         # wait=on: QEMU does not start the guest before labrunner reads the console, so no line is lost.
         "-chardev", f"socket,id=con0,path={sockdir / 'console.sock'},server=on,wait=on",

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from qemu.qmp import EventListener, QMPClient, QMPError
+from qemu.qmp import EventListener, QMPClient, QMPError, Runstate
 
 from .errors import InfraError
 
@@ -54,11 +54,19 @@ class Monitor:
             raise
 
     def _journal(self, direction: str, msg) -> None:
-        if self._journal_file is None:
-            return
-        record = {"t": round(time.time(), 6), "dir": direction, "msg": json.loads(str(msg))}
+        self._write({"dir": direction, "msg": json.loads(str(msg))})
+
+    def note(self, record: Dict[str, Any]) -> None:
+        """An entry of the lab's own in qmp.jsonl ("dir": "lab"), such as a hotplug action's outcome."""
+        self._write({"dir": "lab", **record})
+
+    def _write(self, record: Dict[str, Any]) -> None:
         with self._lock:
-            self._journal_file.write(json.dumps(record) + "\n")
+            if self._journal_file is not None:
+                self._journal_file.write(json.dumps({"t": round(time.time(), 6), **record}) + "\n")
+
+    def connected(self) -> bool:
+        return self._client.runstate == Runstate.RUNNING
 
     def _call(self, coro, timeout: float, what: str):
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -107,9 +115,10 @@ class Monitor:
             self._thread.join(5)
         if not self._loop.is_running():
             self._loop.close()
-        if self._journal_file:
-            self._journal_file.close()
-            self._journal_file = None
+        with self._lock:
+            if self._journal_file:
+                self._journal_file.close()
+                self._journal_file = None
 
     def __enter__(self):
         return self

@@ -12,10 +12,11 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
+from . import hotplug
 from .config import Lab
-from .errors import LabError
+from .errors import InfraError, LabError
 from .guest import CommandTimeout
 from .session import BootSpec, Session
 
@@ -99,6 +100,8 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
     """Boot, run TEST's workload, collect everything; the final run.json contents."""
     test = lab.pick("tests", test_name)
     kernel_cfg = lab.pick("kernels", kernel)
+    if test.hotplug is not None:
+        hotplug.check_machine(lab.pick("machines", test.machine))
     duration = duration or test.duration
     outdir = new_run_dir(results or lab.results_dir, test.name, kernel_cfg.name)
     handler = logging.FileHandler(outdir / "labrunner.log")
@@ -138,27 +141,104 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
     return record.data
 
 
+class Hang(Exception):
+    """Neither the console nor the workload said anything for too long."""
+
+
+def _last_json(text: str) -> Optional[Dict[str, Any]]:
+    """The last line of TEXT that is a JSON object: a workload's closing counts."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                return value
+    return None
+
+
 def _workload(session: Session, test, duration: int, outdir: Path, record: Record,
               progress: Callable[[str], None]):
-    progress(f"workload ({duration} s)")
+    controller = None
+    if test.hotplug is not None:
+        controller = hotplug.Controller(session.qmp, session.console, session.machine, session.accel, test.hotplug)
+    progress(f"workload ({duration} s)" + (", hotplug" if controller else ""))
     t0 = time.monotonic()
+    last_output = [t0]
+    stdout: List[bytes] = []
+    verdict = None
     with open(outdir / "workload.log", "wb") as out:
-        def sink(data: bytes) -> None:
-            out.write(data)
-            out.flush()
+        def sink(keep: bool):
+            def write(data: bytes) -> None:
+                last_output[0] = time.monotonic()
+                out.write(data)
+                out.flush()
+                if keep:
+                    stdout.append(data)
+            return write
+
+        def watch() -> None:
+            if controller is not None and controller.error is not None:
+                e = controller.error
+                raise e if isinstance(e, LabError) else InfraError(f"hotplug controller failed: {e!r}")
+            quiet = time.monotonic() - max(last_output[0], session.console.last_output)
+            if quiet > test.timeouts.hang:
+                raise Hang(f"hang: no console output and no workload progress for {quiet:.0f} s")
+
         try:
+            if controller is not None:
+                controller.start()
             status = session.ssh.run(test.command, timeout=duration + test.timeouts.workload_grace,
-                                     stdout=sink, stderr=sink, env={"LAB_DURATION": str(duration)})
+                                     stdout=sink(True), stderr=sink(False), watch=watch,
+                                     env={**test.env, "LAB_DURATION": str(duration)})
         except CommandTimeout as e:
-            status = None
-            reason = f"workload timed out: {e}"
+            status, verdict = None, (FAIL, f"workload timed out: {e}")
+        except Hang as e:
+            status, verdict = None, (FAIL, str(e))
+        finally:
+            if controller is not None:
+                controller.stop()
+                record.update(hotplug=controller.summary())
+    if verdict is not None and verdict[1].startswith("hang"):
+        progress("hang: gathering evidence")
+        record.update(hang_evidence=_hang_evidence(session))
     record.data["phases"]["workload_s"] = round(time.monotonic() - t0, 3)
-    record.update(workload_exit=status)
-    if status is None:
-        return FAIL, reason
+    record.update(workload_exit=status, workload=_last_json(b"".join(stdout).decode("utf-8", "replace")))
+    if verdict is not None:
+        return verdict
     if status != 0:
         return FAIL, f"workload exited with status {status}"
     return PASS, "workload ended cleanly"
+
+
+def _hang_evidence(session: Session) -> List[str]:
+    """Ask the stuck kernel for its blocked tasks (sysrq w) and CPU backtraces (sysrq l), over SSH or,
+    if SSH is stuck too, over the serial console; then an NMI. The answers land in console.log."""
+    sysrq = "echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger"
+    done: List[str] = []
+    try:
+        session.ssh.run(sysrq, timeout=15)
+        done.append("sysrq w,l over SSH")
+    except (LabError, CommandTimeout) as e:
+        log.info("sysrq over SSH failed: %s", e)
+        try:
+            shell = session.serial_shell()
+            try:
+                shell.wait_prompt(10)
+                shell.run(sysrq, 15)
+                done.append("sysrq w,l over the serial console")
+            finally:
+                shell.session.close()
+        except (LabError, CommandTimeout) as e2:
+            log.info("sysrq over the serial console failed: %s", e2)
+    try:
+        session.qmp.execute("inject-nmi", timeout=5)
+        done.append("QMP inject-nmi")
+    except LabError as e:
+        log.info("inject-nmi failed: %s", e)
+    time.sleep(3)  # let the kernel print what it was asked for
+    return done
 
 
 def _dmesg(session: Session) -> bytes:

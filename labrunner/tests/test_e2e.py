@@ -130,3 +130,39 @@ def test_killing_labrunner_leaves_no_qemu(sig, moment):
     wait_for(lambda: not is_qemu(qemu_pid), 15, f"QEMU {qemu_pid} to exit")
     if sig != signal.SIGKILL:
         assert proc.returncode != 0
+
+
+def run_record(tmp_path, *args, timeout=900):
+    p = labrunner("run", *args, "--results", str(tmp_path), timeout=timeout)
+    (run_dir,) = tmp_path.iterdir()
+    return p, json.loads((run_dir / "run.json").read_text()), run_dir
+
+
+def test_vm_churn_hotplug_plugs_unplugs_and_churns(tmp_path):
+    p, record, _ = run_record(tmp_path, "vm-churn-hotplug", "--duration", "60")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert record["verdict"] == "pass"
+    hp, work = record["hotplug"], record["workload"]
+    assert hp["plugged"] >= 3 and hp["unplugged"] >= 3, hp
+    assert hp["plug_failures"] == 0 and hp["unplug_timeouts"] == 0, hp
+    assert work["vm_cycles"] >= 100 and work["vcpu_runs"] >= 100 and work["errors"] == {}, work
+
+
+def test_vm_fork_kill_passes(tmp_path):
+    p, record, _ = run_record(tmp_path, "vm-fork-kill", "--duration", "30")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert record["workload"]["kills"] > 0 and record["workload"]["vm_cycles"] > 0
+    assert record["hotplug"]["plugged"] >= 1
+
+
+def test_a_silent_guest_ends_as_a_hang_with_evidence(tmp_path):
+    t0 = time.monotonic()
+    p, record, run_dir = run_record(tmp_path, "silent-hang")
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert record["verdict"] == "fail" and record["reason"].startswith("hang:")
+    assert "sysrq w,l over SSH" in record["hang_evidence"]
+    console = (run_dir / "console.log").read_text()
+    assert "sysrq: Show Blocked State" in console and "sysrq: Show backtrace of all active CPUs" in console
+    # hang T is 20 s in lab.yaml: boot (~5 s) + T + evidence (~5 s) + shutdown, far below the 300 s duration
+    assert elapsed < 20 + 60, elapsed

@@ -4,7 +4,7 @@ from labrunner import qemu
 from labrunner.config import Machine, QemuConfig
 
 MACHINE = Machine(name="m", machine_type="q35", cpus=2, max_cpus=4, memory_mib=1024,
-                  cpu_model={"kvm": "host", "tcg": "max"}, lpj=5000000, cmdline="quiet")
+                  cpu_model={"kvm": "host", "tcg": "max"}, lpj=5000000, tcg_plug_budget=8, cmdline="quiet")
 QEMU = QemuConfig(binary="qemu-system-x86_64", accel="auto", extra_args=("-d", "guest_errors"))
 
 
@@ -19,7 +19,9 @@ def test_machine_argv_tcg():
                              initrd=Path("/i"), cmdline="console=ttyS0", sockdir=Path("/s"), ssh_port=2222)
     assert argv == [
         "qemu-system-x86_64", "-name", "labrunner", "-machine", "q35", "-accel", "tcg", "-cpu", "max",
-        "-smp", "cpus=2,maxcpus=4", "-m", "1024M",
+        "-smp", "cpus=2,maxcpus=12,sockets=12,cores=1,threads=1", "-m", "1024M",
+        "-device", "max-x86_64-cpu,id=lab-cpu2,socket-id=2,core-id=0,thread-id=0",
+        "-device", "max-x86_64-cpu,id=lab-cpu3,socket-id=3,core-id=0,thread-id=0",
         "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
         "-chardev", "socket,id=con0,path=/s/console.sock,server=on,wait=on", "-serial", "chardev:con0",
         "-qmp", "unix:/s/qmp.sock,server=on,wait=off",
@@ -32,6 +34,9 @@ def test_machine_argv_kvm_without_network_or_initrd():
     argv = qemu.machine_argv(qemu=QEMU, machine=MACHINE, accel=qemu.Accel("kvm", "why"), kernel=Path("/k"),
                              initrd=None, cmdline="c", sockdir=Path("/s"), ssh_port=None)
     assert argv[argv.index("-cpu") + 1] == "host"
+    # No TCG context budget under KVM; the hot-pluggable vCPUs are host CPUs.
+    assert argv[argv.index("-smp") + 1] == "cpus=2,maxcpus=4,sockets=4,cores=1,threads=1"
+    assert "host-x86_64-cpu,id=lab-cpu3,socket-id=3,core-id=0,thread-id=0" in argv
     assert "-netdev" not in argv and "-initrd" not in argv
     assert "-no-reboot" in argv
 

@@ -1,0 +1,187 @@
+"""vCPU hotplug from the host: unplug and re-plug the machine's hot-pluggable vCPUs over QMP.
+
+The slots are the vCPUs cold-plugged with ids by qemu.hotplug_cpu_devices() (see there why). On a
+schedule (a period, randomised by a recorded seed), the controller picks a slot and unplugs it or
+plugs it back, and confirms each action within a bound:
+- a plug: the guest onlined the CPU, announced by lab-cpu-agent on the console with its APIC ID;
+- an unplug: the slot shows empty again in query-hotpluggable-cpus (QEMU 10 sends DEVICE_DELETED
+  for the CPU's lapic child, not always for the CPU, so the slot is polled).
+A slot whose unplug is unconfirmed is never plugged again until it shows empty: QEMU aborts on that.
+Every action and its outcome goes to qmp.jsonl beside the QMP traffic.
+"""
+
+import dataclasses
+import logging
+import random
+import re
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+from .config import HotplugSpec, Machine
+from .console import Console
+from .errors import InfraError, UserError
+from .qemu import HOTPLUG_ID_PREFIX, NO_HOTPLUG_MACHINES, Accel, cpu_driver
+from .qmp import Monitor
+
+log = logging.getLogger(__name__)
+
+AGENT_LINE = re.compile(r"lab-cpu-agent: cpu(\d+) online apicid (-?\d+)")
+
+
+@dataclasses.dataclass
+class Slot:
+    id: str
+    socket: int
+    plugged: bool = True  # cold-plugged at boot
+    unplug_pending: bool = False
+
+
+def check_machine(machine: Machine) -> None:
+    """Refuse machines that cannot hot-plug CPUs, before anything boots."""
+    if machine.machine_type.split(",")[0] in NO_HOTPLUG_MACHINES:
+        raise UserError(f"machine '{machine.name}' is {machine.machine_type}, which cannot hot-plug CPUs; "
+                        f"use machine_type: q35")
+    if machine.max_cpus <= machine.cpus:
+        raise UserError(f"machine '{machine.name}' has no hot-pluggable vCPU: max_cpus ({machine.max_cpus}) "
+                        f"must be more than cpus ({machine.cpus})")
+
+
+class Controller:
+    def __init__(self, qmp: Monitor, console: Console, machine: Machine, accel: Accel, spec: HotplugSpec):
+        check_machine(machine)
+        self.qmp, self.console, self.spec = qmp, console, spec
+        self.seed = spec.seed if spec.seed is not None else random.SystemRandom().randrange(2 ** 32)
+        self.rng = random.Random(self.seed)
+        self.driver = cpu_driver(machine, accel)
+        sockets = range(machine.cpus, min(machine.max_cpus, machine.cpus + spec.slots))
+        self.slots = [Slot(f"{HOTPLUG_ID_PREFIX}{s}", s) for s in sockets]
+        # Multi-threaded TCG needs a fresh vCPU context per plug (see qemu.declared_cpus).
+        self.plugs_left: Optional[int] = machine.tcg_plug_budget if accel.name == "tcg" else None
+        self.stats = {"plugged": 0, "unplugged": 0, "plug_failures": 0, "unplug_timeouts": 0}
+        self.error: Optional[BaseException] = None
+        self._announced: List[tuple] = []  # (monotonic time, apicid) from lab-cpu-agent
+        self._announce_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        present = {c["props"].get("socket-id") for c in self._slots_state() if "qom-path" in c}
+        missing = [s.id for s in self.slots if s.socket not in present]
+        if missing:
+            raise InfraError(f"hot-pluggable vCPUs {', '.join(missing)} are not present at start")
+        self.console.add_listener(self._on_console)
+        self.qmp.note({"action": "hotplug-start", "seed": self.seed, "period_s": self.spec.period_s,
+                       "slots": [s.id for s in self.slots], "plug_budget": self.plugs_left})
+        self._thread = threading.Thread(target=self._run, name="hotplug", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            # Bounded: one action at most is under way, and each has its own timeout.
+            self._thread.join(self.spec.confirm_timeout + 30)
+        self.console.remove_listener(self._on_console)
+
+    def summary(self) -> Dict[str, Any]:
+        return {**self.stats, "seed": self.seed, "period_s": self.spec.period_s,
+                "slots": [s.id for s in self.slots], "plug_budget_left": self.plugs_left}
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.spec.period_s * self.rng.uniform(0.5, 1.5)):
+                self.step()
+        except BaseException as e:  # handed to the run, which judges it (QEMU gone: an infra error)
+            self.error = e
+            log.info("hotplug controller stopped: %s", e)
+
+    # --- one scheduled action -------------------------------------------------------------------
+
+    def step(self) -> None:
+        self._recheck_pending()
+        choices = [("unplug", s) for s in self.slots if s.plugged and not s.unplug_pending]
+        if self.plugs_left is None or self.plugs_left > 0:
+            choices += [("plug", s) for s in self.slots if not s.plugged and not s.unplug_pending]
+        if not choices:
+            return
+        action, slot = self.rng.choice(choices)
+        (self.plug if action == "plug" else self.unplug)(slot)
+
+    def plug(self, slot: Slot) -> None:
+        t0 = time.monotonic()
+        props = {"socket-id": slot.socket, "core-id": 0, "thread-id": 0}
+        self.qmp.note({"action": "plug", "slot": slot.id})
+        try:
+            self.qmp.execute("device_add", {"driver": self.driver, "id": slot.id, **props})
+        except InfraError as e:
+            if not self.qmp.connected():
+                raise
+            self._outcome("plug", slot, False, t0, f"device_add refused: {e}")
+            return
+        slot.plugged = True
+        if self.plugs_left is not None:
+            self.plugs_left -= 1
+        apic = self.qmp.execute("qom-get", {"path": f"/machine/peripheral/{slot.id}", "property": "apic-id"})
+        deadline = t0 + self.spec.confirm_timeout
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if self._was_announced(apic, t0):
+                self._outcome("plug", slot, True, t0, f"guest onlined apicid {apic}")
+                return
+            time.sleep(0.1)
+        self._outcome("plug", slot, False, t0, f"guest did not online apicid {apic} within "
+                                                  f"{self.spec.confirm_timeout} s")
+
+    def unplug(self, slot: Slot) -> None:
+        t0 = time.monotonic()
+        self.qmp.note({"action": "unplug", "slot": slot.id})
+        try:
+            self.qmp.execute("device_del", {"id": slot.id})
+        except InfraError as e:
+            if not self.qmp.connected():
+                raise
+            self._outcome("unplug", slot, False, t0, f"device_del refused: {e}")
+            return
+        slot.unplug_pending = True
+        deadline = t0 + self.spec.confirm_timeout
+        while time.monotonic() < deadline:
+            if self._slot_empty(slot):
+                slot.unplug_pending, slot.plugged = False, False
+                self._outcome("unplug", slot, True, t0, "slot empty")
+                return
+            time.sleep(0.2)
+        self._outcome("unplug", slot, False, t0, f"slot still occupied after {self.spec.confirm_timeout} s; "
+                                                    f"it will not be plugged again until it empties")
+
+    def _recheck_pending(self) -> None:
+        for slot in self.slots:
+            if slot.unplug_pending and self._slot_empty(slot):
+                slot.unplug_pending, slot.plugged = False, False
+                self.qmp.note({"action": "unplug-late", "slot": slot.id, "ok": True})
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _outcome(self, action: str, slot: Slot, ok: bool, t0: float, detail: str) -> None:
+        key = {("plug", True): "plugged", ("plug", False): "plug_failures",
+               ("unplug", True): "unplugged", ("unplug", False): "unplug_timeouts"}[(action, ok)]
+        self.stats[key] += 1
+        self.qmp.note({"action": f"{action}-done", "slot": slot.id, "ok": ok,
+                       "seconds": round(time.monotonic() - t0, 3), "detail": detail})
+
+    def _slots_state(self) -> List[Dict[str, Any]]:
+        return self.qmp.execute("query-hotpluggable-cpus")
+
+    def _slot_empty(self, slot: Slot) -> bool:
+        return any(c["props"].get("socket-id") == slot.socket and "qom-path" not in c for c in self._slots_state())
+
+    def _on_console(self, line: str) -> None:
+        m = AGENT_LINE.search(line)
+        if m:
+            with self._announce_lock:
+                self._announced.append((time.monotonic(), int(m.group(2))))
+                del self._announced[:-64]
+
+    def _was_announced(self, apic: int, since: float) -> bool:
+        with self._announce_lock:
+            return any(t >= since and a == apic for t, a in self._announced)
