@@ -9,6 +9,7 @@ QEMU with it through PDEATHSIG (see process.py).
 import dataclasses
 import logging
 import re
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -133,11 +134,15 @@ class Session:
         return SerialShell(self.console.expect_session())
 
     def infra_cause(self, error: Exception) -> Exception:
-        """If QEMU has died, that is the real cause of ERROR (an SSH drop, say)."""
-        if self.qemu is not None and self.qemu.proc is not None and self.qemu.proc.poll() is not None \
-                and not isinstance(error, QemuError):
-            return self.qemu.died(f"({error})")
-        return error
+        """If QEMU has died, that is the real cause of ERROR (an SSH drop, say). A killed process closes
+        its sockets before it can be reaped, so a dying QEMU gets a moment to finish."""
+        if isinstance(error, QemuError) or self.qemu is None or self.qemu.proc is None:
+            return error
+        try:
+            self.qemu.proc.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return error
+        return self.qemu.died(f"({error})")
 
     def close(self) -> None:
         """Stop everything, in order, whatever state it is in."""
