@@ -5,6 +5,7 @@ error (QEMU crashed, no boot, no SSH). `boot -- CMD` exits with CMD's own status
 """
 
 import argparse
+import json
 import logging
 import os
 import shlex
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__, config, image, kernel, qemu, runs
+from . import __version__, config, runs, splats
 from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, LabError
 from .guest import CommandTimeout
 from .session import BootSpec, Session
@@ -149,6 +150,26 @@ def cmd_run(args) -> int:
     return VERDICT_EXIT[result["verdict"]]
 
 
+def cmd_splats(args) -> int:
+    """Like grep: 0 when no report was found, 1 when one was, 2 on error."""
+    found = {}
+    for path in args.files:
+        try:
+            found[str(path)] = splats.parse_file(path)
+        except OSError as e:
+            print(f"labrunner: error: {path}: {e.strerror}", file=sys.stderr)
+            return EXIT_USER
+    if args.json:
+        dump = {p: [r.to_dict() for r in reports] for p, reports in found.items()}
+        print(json.dumps(dump[str(args.files[0])] if len(args.files) == 1 else dump, indent=2))
+    else:
+        for path, reports in found.items():
+            for r in reports:
+                prefix = f"{path}:" if len(args.files) > 1 else ""
+                print(f"{prefix}{r.start_line}-{r.end_line}: {r.title} [{r.type}{', corrupted' if r.corrupted else ''}]")
+    return EXIT_FAIL if any(found.values()) else EXIT_PASS
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="labrunner",
@@ -191,6 +212,15 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Load and validate lab.yaml. Exit 0 if valid, 2 with FILE:LINE: KEY: "
                                      "message otherwise.")
     cc.set_defaults(func=cmd_config_check)
+
+    sp = sub.add_parser("splats", help="find kernel bug reports in console logs (exit 1 if any, like grep)",
+                        description="Print each kernel report (WARNING, lockdep, BUG, KASAN, hangs, ...) in the "
+                                    "given console logs, with a syzbot-compatible title, its type and line range.",
+                        epilog="Exit status: 0 no report, 1 at least one report, 2 error.")
+    sp.add_argument("--json", action="store_true",
+                    help="JSON: one file gives an array of reports; several give an object keyed by path")
+    sp.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    sp.set_defaults(func=cmd_splats)
 
     pr = sub.add_parser("prepare", help="fetch the kernel, build the image, probe the accelerator",
                         description="Do everything a boot needs ahead of time (make run and make test call it).")

@@ -138,6 +138,8 @@ class Test:
     cmdline: str
     env: Dict[str, str]
     hotplug: Optional[HotplugSpec]
+    stop_on_first_splat: bool
+    ignore_splats: Tuple[str, ...]
     timeouts: Timeouts
 
 
@@ -257,6 +259,23 @@ def _int(minimum: int = 0):
             raise ctx.error(f"must be at least {minimum}, got {ctx.node}")
         return ctx.node
     return check
+
+
+def _bool(ctx: _Ctx) -> bool:
+    if not isinstance(ctx.node, bool):
+        raise ctx.error(f"expected true or false, got {_kind(ctx.node)}")
+    return ctx.node
+
+
+def _regex_list(ctx: _Ctx) -> Tuple[str, ...]:
+    """Titles or regular expressions (matched with re.search against a report's title)."""
+    patterns = _str_list(ctx)
+    for i, p in enumerate(patterns):
+        try:
+            re.compile(p)
+        except re.error as e:
+            raise ctx.error(f"item {i + 1} is not a valid regular expression: {e}")
+    return patterns
 
 
 def _choice(*choices: str):
@@ -413,6 +432,8 @@ def _test(ctx: _Ctx, name: str) -> Test:
         "cmdline": (_str, ""),
         "env": (_env, {}),
         "hotplug": (_hotplug, None),
+        "stop_on_first_splat": (_bool, False),
+        "ignore_splats": (_regex_list, ()),
         "timeouts": (_timeouts, None),
     })
     f["timeouts"] = f["timeouts"] or _timeouts(_Ctx(ctx.path, "", _Map(), 0))

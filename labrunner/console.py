@@ -64,7 +64,8 @@ class LineSplitter:
 class Console:
     """Reads the console socket in a thread; see the module docstring."""
 
-    def __init__(self, socket_path: Path, log_path: Path, connect_timeout: float = 10.0):
+    def __init__(self, socket_path: Path, log_path: Path, connect_timeout: float = 10.0,
+                 listener: Optional[Callable[[str], None]] = None):
         self.log_path = log_path
         self.t0 = time.time()
         self.last_output = time.monotonic()
@@ -72,7 +73,8 @@ class Console:
         self._sock = self._connect(socket_path, connect_timeout)
         self._log = open(log_path, "a", buffering=1, errors="replace")
         self._splitter = LineSplitter()
-        self._listeners: List[Callable[[str], None]] = []
+        # A first listener given here sees every line, before the reader thread starts.
+        self._listeners: List[Callable[[str], None]] = [listener] if listener else []
         self._sink_fd: Optional[int] = None
         self._lock = threading.Lock()
         self.closed = threading.Event()

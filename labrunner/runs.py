@@ -10,11 +10,12 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import hotplug
+from . import hotplug, splats
 from .config import Lab
 from .errors import InfraError, LabError
 from .guest import CommandTimeout
@@ -116,21 +117,34 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
     spec = BootSpec(kernel=kernel_cfg.name, machine=test.machine, image=test.image, cmdline=test.cmdline,
                     boot_timeout=test.timeouts.boot, ssh_timeout=test.timeouts.ssh)
     session = Session(lab, spec, outdir, progress)
+    collector = SplatCollector(test.ignore_splats)
     try:
         try:
             session.prepare()
             record.update(**_session_fields(session))
+            session.on_console = collector.feed  # from the very first line, boot included
             session.start()
             record.update(**_session_fields(session), phases={"boot_s": round(session.boot_s, 3), "workload_s": None})
             _, release = session.ssh.output("uname -r", timeout=60)
             record.data["kernel"]["release"] = release.strip()
-            verdict, reason = _workload(session, test, duration, outdir, record, progress)
-            progress("collecting dmesg")
-            (outdir / "dmesg.txt").write_bytes(_dmesg(session))
+            verdict, reason = _workload(session, test, duration, outdir, record, progress, collector)
+            collector.finish_console()
+            if not reason.startswith("hang"):  # a hung guest may not answer; its console was kept
+                progress("collecting dmesg")
+                dmesg = _dmesg(session)
+                (outdir / "dmesg.txt").write_bytes(dmesg)
+                collector.add_dmesg(dmesg.decode("utf-8", "replace"))
+            verdict, reason = _judge(verdict, reason, collector)
+            record.update(splats=collector.summary())
             record.finish(verdict, reason)
         except LabError as e:
             e = session.infra_cause(e)
-            record.finish(ERROR, str(e))
+            collector.finish_console()
+            record.update(splats=collector.summary())
+            if collector.failures():  # the kernel said why it went (a panic ends QEMU: -no-reboot)
+                record.finish(*_judge(FAIL, f"then {e}".splitlines()[0], collector))
+            else:
+                record.finish(ERROR, str(e))
         except BaseException as e:  # Ctrl-C, SIGTERM (as SystemExit): record, then let it end the program
             record.finish(ERROR, f"interrupted ({type(e).__name__})")
             raise
@@ -139,6 +153,71 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
         root.removeHandler(handler)
         handler.close()
     return record.data
+
+
+class SplatCollector:
+    """The splat parser on the live console (fed from the console thread), plus dmesg at the end.
+
+    A report still open when the console has been silent for QUIET_S seconds is closed then: a guest
+    that deadlocks right after printing a splat prints nothing more to end it."""
+
+    QUIET_S = 5.0
+
+    def __init__(self, ignore: Sequence[str]):
+        self._parser = splats.Parser()
+        self._lock = threading.Lock()
+        self._ignore = [re.compile(p) for p in ignore]
+        self._last_line = time.monotonic()
+        self.reports: List[Tuple[str, splats.Report]] = []  # (source, report), in order of appearance
+        self._keys = set()
+
+    def feed(self, line: str) -> None:
+        with self._lock:
+            self._last_line = time.monotonic()
+            self._add("console", self._parser.feed(line))
+
+    def poll(self) -> None:
+        with self._lock:
+            if self._parser.in_report and time.monotonic() - self._last_line > self.QUIET_S:
+                self._add("console", self._parser.flush())
+
+    def finish_console(self) -> None:
+        with self._lock:
+            self._add("console", self._parser.flush())
+
+    def add_dmesg(self, text: str) -> None:
+        """Reports the console dropped (a slow or lossy console); those it saw are not counted again."""
+        with self._lock:
+            self._add("dmesg", splats.parse_lines(text.splitlines()))
+
+    def _add(self, source: str, reports: List[splats.Report]) -> None:
+        for report in reports:
+            if report.key not in self._keys:
+                self._keys.add(report.key)
+                self.reports.append((source, report))
+
+    def ignored(self, report: splats.Report) -> bool:
+        return any(rx.search(report.title) for rx in self._ignore)
+
+    def failures(self) -> List[splats.Report]:
+        with self._lock:
+            return [r for _, r in self.reports if not self.ignored(r)]
+
+    def summary(self) -> List[Dict[str, Any]]:
+        """One entry per distinct bug (signature), in order of first appearance, with its count."""
+        with self._lock:
+            by_sig: Dict[str, Dict[str, Any]] = {}
+            for source, r in self.reports:
+                entry = by_sig.get(r.signature)
+                if entry is None:
+                    entry = by_sig[r.signature] = {**r.to_dict(), "source": source, "ignored": self.ignored(r),
+                                                   "occurrences": 0}
+                entry["occurrences"] += 1
+            return list(by_sig.values())
+
+
+class SplatStop(Exception):
+    """stop_on_first_splat: the run stops at the first report that is not ignored."""
 
 
 class Hang(Exception):
@@ -159,7 +238,7 @@ def _last_json(text: str) -> Optional[Dict[str, Any]]:
 
 
 def _workload(session: Session, test, duration: int, outdir: Path, record: Record,
-              progress: Callable[[str], None]):
+              progress: Callable[[str], None], collector: SplatCollector):
     controller = None
     if test.hotplug is not None:
         controller = hotplug.Controller(session.qmp, session.console, session.machine, session.accel, test.hotplug)
@@ -182,6 +261,9 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
             if controller is not None and controller.error is not None:
                 e = controller.error
                 raise e if isinstance(e, LabError) else InfraError(f"hotplug controller failed: {e!r}")
+            collector.poll()
+            if test.stop_on_first_splat and collector.failures():
+                raise SplatStop()
             quiet = time.monotonic() - max(last_output[0], session.console.last_output)
             if quiet > test.timeouts.hang:
                 raise Hang(f"hang: no console output and no workload progress for {quiet:.0f} s")
@@ -196,6 +278,8 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
             status, verdict = None, (FAIL, f"workload timed out: {e}")
         except Hang as e:
             status, verdict = None, (FAIL, str(e))
+        except SplatStop:
+            status, verdict = None, (FAIL, "stopped at the first splat")
         finally:
             if controller is not None:
                 controller.stop()
@@ -210,6 +294,17 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
     if status != 0:
         return FAIL, f"workload exited with status {status}"
     return PASS, "workload ended cleanly"
+
+
+def _judge(verdict: str, reason: str, collector: SplatCollector) -> Tuple[str, str]:
+    """A kernel report fails the run, named by the first one; a hang after it is said too."""
+    failures = collector.failures()
+    if not failures:
+        return verdict, reason
+    why = failures[0].title + (f" ({len(failures)} reports)" if len(failures) > 1 else "")
+    if reason.startswith(("hang", "then ")):
+        why += f"; {reason}" if reason.startswith("then ") else f"; then {reason}"
+    return FAIL, why
 
 
 def _hang_evidence(session: Session) -> List[str]:

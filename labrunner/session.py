@@ -57,6 +57,7 @@ class Session:
         self._ssh_result = None  # from the connecting thread: an Ssh, an exception, or None yet
         self.ssh_port: Optional[int] = None
         self.boot_s: Optional[float] = None
+        self.on_console: Optional[Callable[[str], None]] = None  # every console line, from the first
 
     def prepare(self) -> None:
         """Everything before QEMU: kernel, initrd, accelerator."""
@@ -84,7 +85,8 @@ class Session:
         self.qemu = qemu_mod.Qemu(argv, sockdir, self.outdir / "qemu.stderr")
         self.progress("booting")
         self.qemu.start()
-        self.console = Console(self.qemu.wait_for_socket("console.sock", 30), self.outdir / "console.log")
+        self.console = Console(self.qemu.wait_for_socket("console.sock", 30), self.outdir / "console.log",
+                               listener=self.on_console)
         connecting = self._connect_ssh_when_listening() if self.spec.ssh else None
         self.qmp = Monitor(self.qemu.wait_for_socket("qmp.sock", 30), self.outdir / "qmp.jsonl")
         line = self.console.wait_for(READY, self.spec.boot_timeout, alive=lambda: self.qemu.check_alive("during boot"))

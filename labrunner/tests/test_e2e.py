@@ -167,3 +167,14 @@ def test_a_silent_guest_ends_as_a_hang_with_evidence(tmp_path):
     assert "sysrq: Show Blocked State" in console and "sysrq: Show backtrace of all active CPUs" in console
     # hang T is 20 s in lab.yaml: boot (~5 s) + T + evidence (~5 s) + shutdown, far below the 300 s duration
     assert elapsed < 20 + 60, elapsed
+
+
+def test_a_kernel_report_fails_the_run_with_its_title(tmp_path):
+    p, record, run_dir = run_record(tmp_path, "sysrq-crash")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert record["verdict"] == "fail"
+    assert record["reason"].startswith("kernel panic: sysrq triggered crash")
+    (splat,) = record["splats"]
+    assert splat["title"] == "kernel panic: sysrq triggered crash" and splat["occurrences"] == 1
+    assert splat["source"] == "console" and not splat["ignored"] and splat["signature"]
+    assert "Kernel panic - not syncing: sysrq triggered crash" in (run_dir / "console.log").read_text()

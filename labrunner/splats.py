@@ -1,0 +1,446 @@
+"""Kernel bug reports ("splats") in console output, titled the way syzbot titles them.
+
+A pure, line-fed state machine: feed() takes one line at a time (from a file, or live from the
+console) and returns the reports that line completed; flush() ends the input. It knows nothing of
+QEMU. It keeps only the current report, so memory stays bounded whatever the input.
+
+Formats are a table (FORMATS): a header pattern, a title template, a crash type, and where the guilty
+function comes from. Adding a format is adding a row. Titles follow syzkaller's conventions ("WARNING in
+F", "possible deadlock in F", "INFO: task hung in F"), so they can be looked up on syzbot and the lists.
+"""
+
+import dataclasses
+import hashlib
+import re
+from typing import Dict, Iterable, List, Optional, Pattern, Tuple
+
+# --- line clean-up -------------------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]")
+_CONSOLE_LOG = re.compile(r"^\[\+\s*\d+\.\d{3}\] ")  # labrunner's console.log prefix
+_PREFIX = re.compile(
+    r"^(?:<\d+>)?"                                  # syslog level
+    r"(?:\[\s*\d+\.\d+\])?"                          # [   12.345678]
+    r"(?:\[\s*[TC]\d+\])?"                           # [ T123] / [  C1] (CONFIG_PRINTK_CALLER)
+    r"(?:\s*\[\s*[TC]\d+\])?"
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_KTIME = re.compile(r"\[\s*(\d+\.\d+)\]")
+
+
+def clean(line: str) -> str:
+    """The kernel's own text of a console line: no console.log, time or caller prefix, no escapes."""
+    line = _CONSOLE_LOG.sub("", line, count=1)
+    line = _ANSI.sub("", line)
+    line = _CONTROL.sub("", line.replace("\t", " "))
+    m = _PREFIX.match(line)
+    if m and m.end():
+        line = line[m.end():]
+        if line.startswith(" "):
+            line = line[1:]
+    return line.rstrip()
+
+
+# --- frames --------------------------------------------------------------------------------------
+
+_FUNC = r"([A-Za-z_.$][\w.$]*)"
+_FRAME = re.compile(r"^\s*(?:\[<?[0-9a-f]+>?\]\s*)*(\?\s+)?" + _FUNC + r"\+0x[0-9a-f]+/0x[0-9a-f]+")
+_RIP = re.compile(r"(?:RIP: \d{4}:|RIP: |(?:^|\s)IP: |EIP: (?:\d{4}:)?|PC is at |pc : |epc : |NIP \[[0-9a-f]+\] )(?:\[<[0-9a-f]+>\]\s*)*"
+                  + _FUNC + r"\+0x")
+_AT = re.compile(r"\bat: (?:[0-9a-f]{8,}\s+)?(?:\[<[0-9a-f]+>\]\s*)*" + _FUNC + r"\+0x")
+_TRACE_START = re.compile(r"^(?:Call Trace:|Call trace:|Backtrace:|stack backtrace:|Stack:)")
+_SUFFIX = re.compile(r"(\.(?:isra|constprop|part|cold|llvm|lto_priv)(?:\.\d+)?)+$")
+_SYSCALL = re.compile(r"^(?:__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_sys_|__sys_|ksys_|SyS_|sys_|compat_SyS_|__se_compat_sys_|__do_compat_sys_|__x64_compat_sys_)")
+
+# Frames that say where the report was printed or how a lock was taken, not who is guilty.
+_SKIP = re.compile("^(?:" + "|".join([
+    r"dump_stack\w*", r"__dump_stack", r"show_stack", r"show_regs\w*", r"sched_show_task", r"print_\w+",
+    r"\w*printk\w*", r"panic", r"__warn\w*", r"warn_\w+", r"report_bug", r"handle_bug", r"fixup_bug",
+    r"do_error_trap", r"do_trap\w*", r"do_invalid_op", r"invalid_op", r"exc_\w+", r"asm_exc_\w+", r"\w*_trap",
+    r"__\w*lock_acquire\w*", r"lock_acquire\w*", r"lock_release", r"lock_acquired", r"lock_contended",
+    r"validate_chain", r"check_\w+", r"mark_lock\w*", r"mark_held_locks", r"lockdep_\w+", r"__lockdep_\w+",
+    r"debug_check_\w+", r"debug_locks_off", r"lock_is_held\w*", r"__lock_is_held",
+    r"_raw_\w+", r"__raw_\w+", r"do_raw_\w+", r"queued_\w*lock\w*", r"native_queued\w+",
+    r"\w*spin_lock\w*", r"\w*spin_unlock\w*", r"\w*read_lock\w*", r"\w*write_lock\w*",
+    r"__mutex_\w+", r"mutex_\w+", r"\w*rwsem\w*", r"down_\w+", r"down", r"up_\w+", r"up",
+    r"__down\w*", r"__up\w*", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
+    r"kasan_\w+", r"__kasan_\w+", r"check_memory_region\w*", r"__asan_\w+", r"asan_\w+", r"kmsan_\w+",
+    r"__msan_\w+", r"ubsan_\w+", r"__ubsan_\w+", r"memcpy\w*", r"memset\w*", r"memmove\w*", r"strlen",
+    r"strcmp", r"strncpy", r"__memcpy\w*", r"__memset\w*", r"copy_user\w*", r"_copy_to_user", r"_copy_from_user",
+    r"__kmalloc\w*", r"kmalloc\w*", r"kmem_cache_\w+", r"__kmem_cache_\w+", r"slab_\w+", r"__slab_\w+",
+    r"___slab_\w+", r"kfree\w*", r"__kfree\w*", r"kzalloc\w*", r"kvmalloc\w*", r"kvfree\w*", r"__do_kmalloc\w*",
+    r"krealloc\w*", r"kmemdup\w*", r"alloc_pages\w*", r"__alloc_pages\w*", r"should_fail\w*",
+    r"refcount_\w+", r"__refcount_\w+", r"list_\w+", r"__list_\w+", r"debug_object\w*", r"__debug_object\w*",
+    r"rcu_lockdep_\w+", r"lockdep_rcu_suspicious", r"___might_sleep", r"__might_sleep", r"might_sleep\w*",
+    r"__might_fault", r"might_fault", r"__might_resched", r"__cant_sleep", r"schedule_debug", r"__schedule_bug",
+    r"preempt_\w+", r"__preempt\w*", r"__local_bh_enable\w*", r"local_bh_enable",
+    r"__schedule", r"schedule", r"schedule_\w+", r"io_schedule\w*", r"preempt_schedule\w*", r"__wait_\w+",
+    r"wait_for_\w+", r"do_wait_\w+", r"__flush_work", r"flush_work", r"synchronize_\w+", r"__synchronize\w*",
+    r"rcu_\w*barrier", r"wait_event\w*", r"prepare_to_wait\w*", r"finish_wait", r"bit_wait\w*", r"out_of_line_wait\w*",
+    r"__wait_on_bit\w*", r"wait_on_\w+", r"__lock_page\w*", r"folio_wait\w*", r"__folio_lock\w*",
+    r"entry_SYSCALL\w*", r"do_syscall_\w+", r"do_fast_syscall\w*", r"syscall_\w+", r"ret_from_fork\w*",
+    r"kthread", r"worker_thread", r"process_one_work", r"process_scheduled_works", r"smpboot_thread_fn",
+    r"__do_softirq", r"do_softirq\w*", r"handle_softirqs", r"irq_exit\w*", r"__irq_exit\w*",
+    r"\w*apic_timer_interrupt", r"asm_sysvec_\w+", r"sysvec_\w+", r"__sysvec_\w+", r"common_interrupt",
+    r"el\d\w*", r"trace_hardirqs\w*", r"__sanitizer_\w+", r"write_comp_data", r"kcov_\w+",
+    r"fault_in_\w*", r"handle_mm_fault", r"__handle_mm_fault", r"do_user_addr_fault", r"page_fault\w*",
+    r"do_page_fault", r"__do_page_fault", r"no_context", r"__bad_area\w*", r"bad_area\w*", r"kernelmode_fixup\w*",
+    r"oops_\w+", r"die\w*", r"__die\w*", r"do_general_protection", r"general_protection", r"search_exception_tables",
+    r"nmi_\w+", r"watchdog\w*", r"__warn_printk", r"arch_trigger\w*", r"trigger_\w+_backtrace", r"rcu_dump_\w+",
+    r"rcu_sched_clock_irq", r"rcu_pending", r"rcu_check_\w+", r"update_process_times", r"tick_\w+", r"__hrtimer\w*",
+    r"hrtimer_\w+", r"scheduler_tick", r"sched_tick", r"print_cpu_stall\w*", r"check_cpu_stall", r"rcu_core\w*",
+    r"lru_add_drain\w*", r"flush_smp_call\w*", r"generic_smp_call\w*", r"smp_call_function\w*", r"on_each_cpu\w*",
+    r"csd_lock_wait", r"__hrtimer_run_queues", r"hrtimer_interrupt", r"irqentry_\w+",
+    r"usercopy_\w+", r"__check_object_size", r"check_object_size", r"check_heap_object",
+    r"kobject_\w+", r"kref_put", r"fput\w*", r"__fput", r"task_work_run", r"exit_to_\w+",
+]) + r")$")
+
+
+def frame_name(func: str) -> str:
+    func = _SUFFIX.sub("", func)
+    return _SYSCALL.sub("", func) or func
+
+
+def good_frame(func: str, extra_skip: Optional[Pattern] = None) -> Optional[str]:
+    name = _SUFFIX.sub("", func)
+    if _SKIP.match(name) or (extra_skip is not None and extra_skip.match(name)):
+        return None
+    return frame_name(name)
+
+
+# --- the format table ----------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """One kind of report. TITLE may use {frame} and the header's named groups. FRAME_FROM lists where
+    the guilty function is looked for, in order: "header" (the header's <func> group), "at" (lockdep's
+    'at: F+0x' lines), "rip" (RIP/PC line), "trace" (call trace frames)."""
+    name: str
+    header: Pattern
+    title: str
+    type: str
+    frame_from: Tuple[str, ...] = ("rip", "trace")
+    skip: Optional[Pattern] = None
+    needs_frame: bool = True
+
+
+def _f(name, header, title, type_, frame_from=("rip", "trace"), skip=None, needs_frame=True) -> Format:
+    return Format(name, re.compile(header), title, type_, tuple(frame_from),
+                  re.compile(f"^(?:{skip})$") if skip else None, needs_frame)
+
+
+_LOCKDEP_AT = ("at", "trace")
+_LD = r"(?:\[ )?(?P<kind>WARNING|BUG|INFO): "
+
+FORMATS: List[Format] = [
+    # Lockdep: the header is a WARNING line, so these rows come before the generic WARNING. Old kernels
+    # print "[ INFO: ... ]" or "[ BUG: ... ]"; the word before the colon stays in the title.
+    _f("circular", _LD + r"possible circular locking dependency detected", "possible deadlock in {frame}",
+       "LOCKDEP", _LOCKDEP_AT),
+    _f("recursive", _LD + r"possible recursive locking detected", "possible deadlock in {frame}",
+       "LOCKDEP", _LOCKDEP_AT),
+    _f("irq-inversion", _LD + r"possible irq lock inversion dependency detected",
+       "possible deadlock in {frame}", "LOCKDEP", _LOCKDEP_AT),
+    _f("irq-unsafe", _LD + r"(?:SOFT|HARD)IRQ-(?:safe|READ-safe) -> (?:SOFT|HARD)IRQ-unsafe lock order detected",
+       "possible deadlock in {frame}", "LOCKDEP", _LOCKDEP_AT),
+    _f("inconsistent", _LD + r"inconsistent lock state", "inconsistent lock state in {frame}", "LOCKDEP",
+       ("at", "trace")),
+    _f("bad-unlock", _LD + r"bad unlock balance detected!", "{kind}: bad unlock balance in {frame}",
+       "LOCKDEP", ("trace",)),
+    _f("held-freed", _LD + r"held lock freed!", "{kind}: held lock freed in {frame}", "LOCKDEP", ("trace",)),
+    _f("held-return", _LD + r"lock held when returning to user space!",
+       "{kind}: lock held when returning to user space in {frame}", "LOCKDEP", ("at",)),
+    _f("still-held", _LD + r"(?:still has locks held!|.* is exiting with locks still held!)",
+       "{kind}: still has locks held in {frame}", "LOCKDEP", ("at", "trace")),
+    _f("nested-lock", _LD + r"Nested lock was not taken", "{kind}: nested lock was not taken in {frame}",
+       "LOCKDEP", ("trace",)),
+    _f("suspicious-rcu", _LD + r"suspicious RCU usage", "{kind}: suspicious RCU usage in {frame}",
+       "LOCKDEP", ("trace",)),
+    _f("invalid-wait", _LD + r"Invalid wait context", "BUG: Invalid wait context in {frame}", "LOCKDEP",
+       ("at", "trace")),
+    _f("non-static-key", r"INFO: trying to register non-static key",
+       "INFO: trying to register non-static key in {frame}", "LOCKDEP", ("trace",)),
+    _f("lockdep-limit", r"BUG: (?P<what>MAX_\w+ too low!|lock held at task exit)", "BUG: {what}", "LOCKDEP",
+       needs_frame=False),
+    # Atomicity.
+    _f("sleep-atomic", r"BUG: sleeping function called from invalid context",
+       "BUG: sleeping function called from invalid context in {frame}", "ATOMIC_SLEEP", ("trace",)),
+    _f("sched-atomic", r"BUG: scheduling while atomic", "BUG: scheduling while atomic in {frame}",
+       "ATOMIC_SLEEP", ("trace",)),
+    # Memory safety.
+    _f("kasan", r"BUG: KASAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KASAN: {kind}{access} in {frame}",
+       "KASAN", ("header", "rip", "trace")),
+    _f("kmsan", r"BUG: KMSAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KMSAN: {kind} in {frame}", "KMSAN",
+       ("header", "trace")),
+    _f("ubsan", r"UBSAN: (?P<kind>[\w-]+) in ", "UBSAN: {kind} in {frame}", "UBSAN", ("trace",)),
+    _f("gpf", r"^(?:Oops: )?general protection fault(?!.* ip:)", "general protection fault in {frame}",
+       "MEMORY_SAFETY_BUG"),
+    _f("null-deref", r"BUG: (?:unable to handle kernel NULL pointer dereference|kernel NULL pointer dereference)",
+       "BUG: unable to handle kernel NULL pointer dereference in {frame}", "NULL-POINTER-DEREFERENCE"),
+    _f("paging", r"BUG: unable to handle (?:kernel )?(?:paging request|page fault for address)",
+       "BUG: unable to handle kernel paging request in {frame}", "MEMORY_SAFETY_BUG"),
+    _f("usercopy", r"(?:usercopy: )?Kernel memory (?:exposure|overwrite) attempt detected",
+       "BUG: bad usercopy in {frame}", "MEMORY_SAFETY_BUG", ("trace",)),
+    # Hangs.
+    _f("soft-lockup", r"BUG: soft lockup", "BUG: soft lockup in {frame}", "HANG"),
+    _f("hard-lockup", r"Watchdog detected hard LOCKUP", "BUG: hard lockup in {frame}", "HANG"),
+    _f("hung-task", r"INFO: task .* blocked for more than \d+ seconds", "INFO: task hung in {frame}", "HANG",
+       ("trace",)),
+    _f("rcu-stall", r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected (?:expedited )?stall|"
+                    r"INFO: rcu_(?:preempt|sched|bh) detected stalls?|rcu: INFO: rcu_\w+ (?:self-)?detected",
+       "INFO: rcu detected stall in {frame}", "HANG"),
+    # Crashes and corruption.
+    _f("kernel-bug", r"kernel BUG at", "kernel BUG in {frame}", "BUG"),
+    _f("list", r"list_(?:add|del) corruption", "BUG: corrupted list in {frame}", "BUG", ("rip", "trace")),
+    _f("bad-page", r"BUG: Bad page (?:state|map)", "BUG: Bad page state in {frame}", "BUG", ("trace",)),
+    _f("warning", r"WARNING: (?:CPU: \d+ PID: \d+ at |at )?(?P<src>\S+:\d+)(?: (?P<func>[\w.$]+)\+0x[0-9a-f]+)?",
+       "{warning} in {frame}", "WARNING", ("header", "rip", "trace")),
+    _f("oops", r"Oops: |Internal error: Oops", "BUG: unable to handle kernel in {frame}", "BUG"),
+    _f("panic", r"Kernel panic - not syncing: (?P<why>.*)", "kernel panic: {why}", "UNKNOWN", needs_frame=False),
+]
+
+# A WARNING's title says which subsystem's check fired, by the file it fired in or a message it printed.
+_WARNING_KINDS = [
+    (re.compile(r"^lib/refcount\.c|refcount_t: "), "WARNING: refcount bug", "REFCOUNT_WARNING"),
+    (re.compile(r"^kernel/locking/"), "WARNING: locking bug", "LOCKDEP"),
+    (re.compile(r"^lib/debugobjects\.c|ODEBUG: "), "WARNING: ODEBUG bug", "WARNING"),
+    (re.compile(r"^mm/(?:slab_common|slab|slub|page_alloc|util)\.c"), "WARNING: kmalloc bug", "WARNING"),
+    (re.compile(r"^lib/kobject\.c"), "WARNING: kobject bug", "WARNING"),
+    (re.compile(r"^fs/proc/generic\.c"), "WARNING: proc registration bug", "WARNING"),
+    (re.compile(r"^mm/usercopy\.c"), "WARNING: bad usercopy", "WARNING"),
+    (re.compile(r"zero-size vmalloc"), "WARNING: zero-size vmalloc", "WARNING"),
+]
+
+_END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Rebooting in|==========+$)")
+_REG = re.compile(r"^(?:[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
+                  r"Stack|EFLAGS|ORIG_RAX|PKRU|\s*<(?:/?TASK|/?IRQ|/?NMI|/?SOFTIRQ|EOI)>)")
+MAX_LINES = 400
+
+
+# --- reports -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Report:
+    title: str
+    type: str
+    corrupted: bool
+    frame: Optional[str]
+    start_line: int
+    end_line: int
+    text: str
+    format: str
+    frames: List[Dict[str, str]] = dataclasses.field(default_factory=list)
+    locks: List[str] = dataclasses.field(default_factory=list)
+    cpu: Optional[int] = None
+    pid: Optional[int] = None
+    comm: Optional[str] = None
+    taint: Optional[str] = None
+    release: Optional[str] = None
+    timestamp: Optional[float] = None  # the kernel's time on the header line, when printed
+
+    @property
+    def key(self) -> Tuple[str, object]:
+        """Identifies one occurrence: a report seen on the console and again in dmesg has one key."""
+        return (self.title, self.timestamp if self.timestamp is not None else self.text.split("\n", 1)[0])
+
+    @property
+    def signature(self) -> str:
+        return signature(self.title)
+
+    def to_dict(self) -> Dict:
+        d = dataclasses.asdict(self)
+        d["signature"] = self.signature
+        return d
+
+
+def normalize_title(title: str) -> str:
+    """syzkaller's title normalisation: no addresses, numbers, line numbers; at most 120 characters."""
+    t = re.sub(r"0x[0-9a-f]+|\b[0-9a-f]{8,}\b", "ADDR", title)
+    t = re.sub(r"(\.[ch]):\d+", r"\1:LINE", t)
+    t = re.sub(r"CPU#\d+", "CPU", t)
+    t = re.sub(r"syz-executor\d+", "syz-executor", t)
+    t = re.sub(r"(?<![\w.])\d+(?![\w])", "NUM", t)
+    t = re.sub(r"\s+", " ", _CONTROL.sub("", t)).strip()
+    return t[:120]
+
+
+def signature(title: str) -> str:
+    """A stable id per distinct bug: the normalised title, hashed. Same bug, same id, across runs,
+    kernels and nights."""
+    return hashlib.sha256(normalize_title(title).encode()).hexdigest()[:12]
+
+
+_CPU_PID = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?) (Not tainted|Tainted: [A-Z ]+?) +(\S+)")
+_LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
+
+
+class Parser:
+    """Feed lines; get reports. See the module docstring."""
+
+    def __init__(self):
+        self.line_no = 0
+        self._fmt: Optional[Format] = None
+        self._lines: List[str] = []
+        self._start = 0
+        self._match: Optional[re.Match] = None
+        self._in_trace = False
+        self._trace_seen = False
+        self._time: Optional[float] = None
+
+    @property
+    def in_report(self) -> bool:
+        return self._fmt is not None
+
+    def feed(self, raw: str) -> List[Report]:
+        self.line_no += 1
+        line = clean(raw)
+        done: List[Report] = []
+        header = self._header(line)
+        if self._fmt is not None:
+            if header is not None and not self._continues(header[0]):
+                done.append(self._finish(self.line_no - 1))
+            elif _END.match(line):
+                self._lines.append(line)
+                done.append(self._finish(self.line_no))
+                return done
+            elif self._trace_over(line) or len(self._lines) >= MAX_LINES:
+                done.append(self._finish(self.line_no - 1))
+            else:
+                self._lines.append(line)
+                return done
+        if header is not None:
+            self._fmt, self._match = header
+            self._lines, self._start = [line], self.line_no
+            self._in_trace = self._trace_seen = False
+            tm = _KTIME.search(_CONSOLE_LOG.sub("", raw, count=1)[:40])
+            self._time = float(tm.group(1)) if tm else None
+        return done
+
+    def flush(self) -> List[Report]:
+        return [self._finish(self.line_no)] if self._fmt is not None else []
+
+    def _header(self, line: str) -> Optional[Tuple[Format, re.Match]]:
+        for fmt in FORMATS:
+            m = fmt.header.search(line)
+            if m and (m.start() == 0 or fmt.name in ("soft-lockup", "rcu-stall", "kasan", "paging", "null-deref",
+                                                     "usercopy", "hard-lockup", "ubsan", "list")):
+                return fmt, m
+        return None
+
+    def _continues(self, fmt: Format) -> bool:
+        """A header inside a report that belongs to it: the panic a report causes (panic_on_warn, oops),
+        or KASAN's own second header line."""
+        return fmt.name == "panic" or (self._fmt.name == "kasan" and fmt.name == "kasan" and len(self._lines) < 3)
+
+    def _trace_over(self, line: str) -> bool:
+        """After the last stack trace of the report: the first line that is no part of one."""
+        if _TRACE_START.match(line):
+            self._in_trace = True
+            return False
+        if self._in_trace:
+            if _FRAME.match(line) or _REG.match(line) or not line.strip():
+                self._trace_seen = self._trace_seen or bool(_FRAME.match(line))
+                return False
+            if self._trace_seen and self._fmt.type in ("WARNING", "ATOMIC_SLEEP", "HANG", "BUG",
+                                                       "MEMORY_SAFETY_BUG", "NULL-POINTER-DEREFERENCE",
+                                                       "LOCKDEP", "UBSAN", "KASAN", "REFCOUNT_WARNING"):
+                return not line.startswith(("Showing", "Modules linked in", "Allocated by", "Freed by",
+                                            "The buggy address", "Memory state", "Last potentially"))
+        return False
+
+    def _finish(self, end_line: int) -> Report:
+        fmt, m, lines = self._fmt, self._match, self._lines
+        self._fmt = None
+        frames = [{"function": frame_name(fm.group(2)), "raw": ln.strip()}
+                  for ln in lines if (fm := _FRAME.match(ln)) and not fm.group(1)]
+        frame = self._guilty(fmt, m, lines)
+        # As syzkaller has it: a report that should carry a stack and lost it is corrupted, whatever title.
+        corrupted = fmt.needs_frame and (frame is None or not self._has_trace(lines))
+        fields = dict(m.groupdict(default=""))
+        type_ = fmt.type
+        if fmt.name == "warning":
+            fields["warning"], type_ = self._warning_kind(fields.get("src", ""), lines)
+        if fmt.name == "kasan":
+            fields["access"] = self._kasan_access(lines)
+        title = fmt.title.format(frame=frame or "corrupted", **fields)
+        report = Report(title=title, type=type_, corrupted=corrupted, frame=frame, start_line=self._start,
+                        end_line=end_line, text="\n".join(lines), format=fmt.name, frames=frames[:64],
+                        timestamp=self._time)
+        for ln in lines:
+            cm = _CPU_PID.search(ln)
+            if cm and report.pid is None:
+                report.cpu, report.pid, report.comm = int(cm.group(1)), int(cm.group(2)), cm.group(3)
+                report.taint, report.release = cm.group(4), cm.group(5)
+        if fmt.type == "LOCKDEP":
+            report.locks = list(dict.fromkeys(lm.group(1) for ln in lines for lm in _LOCK_NAME.finditer(ln)))
+        return report
+
+    @staticmethod
+    def _has_trace(lines: List[str]) -> bool:
+        in_trace = False
+        for ln in lines:
+            if _TRACE_START.match(ln):
+                in_trace = True
+            elif in_trace and (fm := _FRAME.match(ln)) and not fm.group(1):
+                return True
+        return False
+
+    @staticmethod
+    def _warning_kind(src: str, lines: List[str]) -> Tuple[str, str]:
+        text = "\n".join(lines[:6])
+        for rx, title, type_ in _WARNING_KINDS:
+            if rx.search(src) or rx.search(text):
+                return title, type_
+        return "WARNING", "WARNING"
+
+    @staticmethod
+    def _kasan_access(lines: List[str]) -> str:
+        for ln in lines[:4]:
+            am = re.match(r"(Read|Write) of size", ln)
+            if am:
+                return " " + am.group(1)
+        return ""
+
+    @staticmethod
+    def _guilty(fmt: Format, m: re.Match, lines: List[str]) -> Optional[str]:
+        for source in fmt.frame_from:
+            if source == "header":
+                func = m.groupdict().get("func")
+                if func and (name := good_frame(func, fmt.skip)):
+                    return name
+            elif source == "at":
+                for ln in lines:
+                    am = _AT.search(ln)
+                    if am and (name := good_frame(am.group(1), fmt.skip)):
+                        return name
+            elif source == "rip":
+                for ln in lines:
+                    rm = _RIP.search(ln)
+                    if rm and (name := good_frame(rm.group(1), fmt.skip)):
+                        return name
+            elif source == "trace":
+                in_trace = False
+                for ln in lines:
+                    if _TRACE_START.match(ln):
+                        in_trace = True
+                        continue
+                    fm = _FRAME.match(ln)
+                    if fm and not fm.group(1) and (in_trace or ln.startswith(" ")):
+                        if name := good_frame(fm.group(2), fmt.skip):
+                            return name
+        return None
+
+
+def parse_lines(lines: Iterable[str]) -> List[Report]:
+    parser = Parser()
+    reports: List[Report] = []
+    for line in lines:
+        reports += parser.feed(line)
+    return reports + parser.flush()
+
+
+def parse_file(path) -> List[Report]:
+    with open(path, "rb") as f:
+        return parse_lines(raw.decode("utf-8", "replace").rstrip("\r\n") for raw in f)

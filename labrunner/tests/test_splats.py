@@ -1,0 +1,134 @@
+"""The splat parser: syzkaller's corpus, the lab's own logs (golden files), the CLI, hostile input.
+
+Regenerate the golden files with LABRUNNER_RENDER=1 after a deliberate change.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labrunner import splats
+
+from . import corpus
+
+# Title agreement with syzkaller on its own corpus, measured 2026-11-25. The target in the issue is
+# 98%; this floor only stops regressions while the rules are improved.
+TITLE_AGREEMENT_FLOOR = 0.33
+
+
+def _first(case):
+    reports = splats.parse_lines(case.log)
+    return reports[0] if reports else None
+
+
+def test_syzkaller_corpus_conformance():
+    rows, agree = [], 0
+    cases = corpus.cases()
+    for case in cases:
+        got = _first(case)
+        if not case.title:
+            ok = got is None
+        else:
+            ok = got is not None and splats.normalize_title(got.title) == splats.normalize_title(case.title)
+        agree += ok
+        if not ok:
+            rows.append(f"{case.name:>5}  {case.category:34} {case.title or '(no report)':70} "
+                        f"{got.title if got else '(no report)'}")
+    rate = agree / len(cases)
+    table = "\n".join([f"{'file':>5}  {'category':34} {'expected':70} got", *rows])
+    print(f"title agreement {agree}/{len(cases)} = {rate:.1%}\n{table}")
+    assert rate >= TITLE_AGREEMENT_FLOOR, f"title agreement {rate:.1%} below {TITLE_AGREEMENT_FLOOR:.0%}\n{table}"
+
+
+@pytest.mark.parametrize("case", [c for c in corpus.cases() if not c.title], ids=lambda c: c.name)
+def test_negative_cases_give_no_report(case):
+    assert _first(case) is None
+
+
+GOLDEN = corpus.DATA / "lab"
+
+
+@pytest.mark.parametrize("log", ["lockdep-injected-6.12.log", "clean-6.12-debug-vmchurn.log"])
+def test_lab_logs_golden(log):
+    got = [{k: r.to_dict()[k] for k in ("title", "type", "corrupted", "frame", "start_line", "end_line",
+                                        "locks", "comm", "signature")} for r in splats.parse_file(GOLDEN / log)]
+    golden = GOLDEN / (log + ".json")
+    if os.environ.get("LABRUNNER_RENDER"):
+        golden.write_text(json.dumps(got, indent=2) + "\n")
+    assert got == json.loads(golden.read_text())
+
+
+def test_the_injected_deadlock_is_named_as_syzbot_would():
+    (report,) = splats.parse_file(GOLDEN / "lockdep-injected-6.12.log")
+    assert (report.title, report.type, report.corrupted) == ("possible deadlock in kvm_dev_ioctl", "LOCKDEP", False)
+    assert {"cpu_hotplug_lock", "kvm_lock"} <= set(report.locks)
+
+
+def test_prefixes_escapes_and_caller_ids_are_stripped():
+    lines = [
+        "[+    3.006] [    3.006896][ T54] WARNING: possible circular locking dependency detected\r",
+        "\x1b[0m[    3.007942][   T54] vmchurn/54 is trying to acquire lock:",
+        "[    3.007942][ T54] ffffffff9d46e7b0 (cpu_hotplug_lock){++++}-{0:0}, at: kvm_dev_ioctl+0x61f/0xa70",
+    ]
+    (report,) = splats.parse_lines(lines)
+    assert report.title == "possible deadlock in kvm_dev_ioctl"
+    assert report.timestamp == 3.006896
+
+
+def test_interleaved_lines_and_truncation_still_give_a_title():
+    lines = ["[   10.0] BUG: sleeping function called from invalid context at kernel/sched/core.c:1",
+             "[   10.1] random noise from another CPU",
+             "[   10.2] Call Trace:", "[   10.2]  dump_stack_lvl+0x66/0xa0", "[   10.2]  __might_resched+0x1/0x2",
+             "[   10.2]  kvm_arch_enable_virtualization_cpu+0x1/0x2"]
+    (report,) = splats.parse_lines(lines)
+    assert report.title == "BUG: sleeping function called from invalid context in kvm_arch_enable_virtualization_cpu"
+    assert report.type == "ATOMIC_SLEEP"
+
+
+def test_signature_is_stable_across_addresses_and_numbers():
+    a = splats.signature("WARNING in foo at net/core/dev.c:123 0xffff8880")
+    b = splats.signature("WARNING in foo at net/core/dev.c:456 0xffff9990")
+    assert a == b and a != splats.signature("WARNING in bar")
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "labrunner.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_cli_splats_json_and_exit_status():
+    p = _cli("splats", "--json", str(GOLDEN / "lockdep-injected-6.12.log"))
+    assert p.returncode == 1
+    (report,) = json.loads(p.stdout)
+    assert report["title"] == "possible deadlock in kvm_dev_ioctl" and report["type"] == "LOCKDEP"
+    assert {"title", "type", "corrupted", "frame", "start_line", "end_line", "signature"} <= set(report)
+    clean = str(GOLDEN / "clean-6.12-debug-vmchurn.log")
+    assert _cli("splats", clean).returncode == 0
+    both = _cli("splats", "--json", clean, str(GOLDEN / "lockdep-injected-6.12.log"))
+    assert both.returncode == 1 and set(json.loads(both.stdout)) == {clean, str(GOLDEN / "lockdep-injected-6.12.log")}
+    assert _cli("splats", "/nonexistent/log").returncode == 2
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.binary().map(lambda b: b.decode("utf-8", "replace")),
+                          st.sampled_from(["WARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2", "Call Trace:",
+                                           " f+0x1/0x2", "BUG: KASAN: use-after-free in g+0x1/0x2", "\x00",
+                                           "kernel BUG at x.c:1!", "---[ end trace 0 ]---"])), max_size=60))
+def test_garbage_never_raises(lines):
+    parser = splats.Parser()
+    for line in lines:
+        for r in parser.feed(line):
+            assert r.title and r.type
+    parser.flush()
+
+
+def test_a_huge_line_and_an_endless_report_stay_bounded():
+    parser = splats.Parser()
+    parser.feed("WARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2")
+    parser.feed("x" * 10_000_000)
+    for _ in range(10_000):
+        parser.feed(" f+0x1/0x2")
+    assert len(parser._lines) <= splats.MAX_LINES
