@@ -31,8 +31,10 @@ _KTIME = re.compile(r"\[\s*(\d+\.\d+)\]")
 def clean(line: str) -> str:
     """The kernel's own text of a console line: no console.log, time or caller prefix, no escapes."""
     line = _CONSOLE_LOG.sub("", line, count=1)
-    line = _ANSI.sub("", line)
-    line = _CONTROL.sub("", line.replace("\t", " "))
+    if "\x1b" in line:
+        line = _ANSI.sub("", line)
+    if not line.isprintable():  # the common line is, and skips the substitution
+        line = _CONTROL.sub("", line.replace("\t", " "))
     m = _PREFIX.match(line)
     if m and m.end():
         line = line[m.end():]
@@ -77,7 +79,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"__schedule", r"schedule", r"schedule_\w+", r"io_schedule\w*", r"preempt_schedule\w*", r"__wait_\w+",
     r"wait_for_\w+", r"do_wait_\w+", r"__flush_work", r"flush_work", r"synchronize_\w+", r"__synchronize\w*",
     r"rcu_\w*barrier", r"wait_event\w*", r"prepare_to_wait\w*", r"finish_wait", r"bit_wait\w*", r"out_of_line_wait\w*",
-    r"__wait_on_bit\w*", r"wait_on_\w+", r"__lock_page\w*", r"folio_wait\w*", r"__folio_lock\w*",
+    r"__wait_on_bit\w*", r"wait_on_\w+", r"ldsem_\w+", r"kthread_stop", r"__switch_to\w*", r"context_switch", r"__lock_page\w*", r"folio_wait\w*", r"__folio_lock\w*",
     r"entry_SYSCALL\w*", r"do_syscall_\w+", r"do_fast_syscall\w*", r"syscall_\w+", r"ret_from_fork\w*",
     r"kthread", r"worker_thread", r"process_one_work", r"process_scheduled_works", r"smpboot_thread_fn",
     r"__do_softirq", r"do_softirq\w*", r"handle_softirqs", r"irq_exit\w*", r"__irq_exit\w*",
@@ -92,8 +94,38 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"lru_add_drain\w*", r"flush_smp_call\w*", r"generic_smp_call\w*", r"smp_call_function\w*", r"on_each_cpu\w*",
     r"csd_lock_wait", r"__hrtimer_run_queues", r"hrtimer_interrupt", r"irqentry_\w+",
     r"usercopy_\w+", r"__check_object_size", r"check_object_size", r"check_heap_object",
-    r"kobject_\w+", r"kref_put", r"fput\w*", r"__fput", r"task_work_run", r"exit_to_\w+",
+    r"kobject_\w+", r"kref_put", r"debug_print_object", r"fput\w*", r"__fput", r"task_work_run", r"exit_to_\w+",
 ]) + r")$")
+
+
+_SYSCALL_FRAME = re.compile(r"^(?:SyS_|sys_|__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_sys_|compat_SyS_)(\w+)$")
+# Syscalls that say little on their own: a stall in them is named by the function they led to.
+_MULTIPLEXERS = {"ioctl", "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
+                 "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "sendto", "recvfrom", "connect", "bind",
+                 "accept", "accept4", "listen", "setsockopt", "getsockopt", "splice", "sendfile64",
+                 "compat_ioctl", "socketcall", "ipc", "futex"}
+_GENERIC = re.compile(r"^(?:do_vfs_ioctl|vfs_\w+|__vfs_\w+|ksys_\w+|__sys_\w+|___sys_\w+|sock_\w+|__sock_\w+|"
+                      r"new_sync_\w+|do_iter_\w+|do_loop_readv_writev|do_readv|do_writev|vfs_ioctl|"
+                      r"compat_sys_\w+|__do_compat_sys_\w+|do_syscall_\w+|SYSC_\w+|C_SYSC_\w+|"
+                      r"security_\w+|__se_\w+|__do_sys_\w+|__x64_sys_\w+|SyS_\w+|sys_\w+)$")
+
+
+def stall_frame(functions: List[str]) -> Optional[str]:
+    """A stall loops somewhere inside a call: its top frame is chance. Name it by the syscall it is
+    in, or, for a syscall that multiplexes (ioctl, read, sendmsg, ...), by the first specific function
+    that syscall led to. None when the stack holds no syscall."""
+    for i, func in enumerate(functions):
+        sm = _SYSCALL_FRAME.match(_SUFFIX.sub("", func))
+        if not sm:
+            continue
+        name = sm.group(1)
+        if name in _MULTIPLEXERS:
+            for callee in reversed(functions[:i]):
+                callee = _SUFFIX.sub("", callee)
+                if not _GENERIC.match(callee) and not _SKIP.match(callee):
+                    return callee
+        return f"sys_{name}" if func.startswith(("SyS_", "sys_")) else name
+    return None
 
 
 def frame_name(func: str) -> str:
@@ -176,9 +208,9 @@ FORMATS: List[Format] = [
     _f("ubsan", r"UBSAN: (?P<kind>[\w-]+) in ", "UBSAN: {kind} in {frame}", "UBSAN", ("trace",)),
     _f("gpf", r"^(?:Oops: )?general protection fault(?!.* ip:)", "general protection fault in {frame}",
        "MEMORY_SAFETY_BUG"),
-    _f("null-deref", r"BUG: (?:unable to handle kernel NULL pointer dereference|kernel NULL pointer dereference)",
+    _f("null-deref", r"(?:BUG: u|U)nable to handle kernel NULL pointer dereference|BUG: kernel NULL pointer dereference",
        "BUG: unable to handle kernel NULL pointer dereference in {frame}", "NULL-POINTER-DEREFERENCE"),
-    _f("paging", r"BUG: unable to handle (?:kernel )?(?:paging request|page fault for address)",
+    _f("paging", r"(?:BUG: u|U)nable to handle (?:kernel )?(?:paging request|page fault for address)",
        "BUG: unable to handle kernel paging request in {frame}", "MEMORY_SAFETY_BUG"),
     _f("usercopy", r"(?:usercopy: )?Kernel memory (?:exposure|overwrite) attempt detected",
        "BUG: bad usercopy in {frame}", "MEMORY_SAFETY_BUG", ("trace",)),
@@ -211,6 +243,11 @@ _WARNING_KINDS = [
     (re.compile(r"^mm/usercopy\.c"), "WARNING: bad usercopy", "WARNING"),
     (re.compile(r"zero-size vmalloc"), "WARNING: zero-size vmalloc", "WARNING"),
 ]
+
+# A word every header has (test_every_format_has_a_keyword checks it): most lines have none, and a
+# search for plain words is far cheaper than trying each format's pattern.
+_ANY_HEADER = re.compile(r"WARNING|BUG|INFO|general protection|nable to handle|Kernel panic|Oops|UBSAN|"
+                         r"KMSAN|list_(?:add|del) corruption|Kernel memory|LOCKUP")
 
 _END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Rebooting in|==========+$)")
 _REG = re.compile(r"^(?:[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
@@ -322,6 +359,8 @@ class Parser:
         return [self._finish(self.line_no)] if self._fmt is not None else []
 
     def _header(self, line: str) -> Optional[Tuple[Format, re.Match]]:
+        if not _ANY_HEADER.search(line):
+            return None
         for fmt in FORMATS:
             m = fmt.header.search(line)
             if m and (m.start() == 0 or fmt.name in ("soft-lockup", "rcu-stall", "kasan", "paging", "null-deref",
@@ -332,7 +371,8 @@ class Parser:
     def _continues(self, fmt: Format) -> bool:
         """A header inside a report that belongs to it: the panic a report causes (panic_on_warn, oops),
         or KASAN's own second header line."""
-        return fmt.name == "panic" or (self._fmt.name == "kasan" and fmt.name == "kasan" and len(self._lines) < 3)
+        return fmt.name in ("panic", "oops") or (self._fmt.name == "kasan" and fmt.name == "kasan"
+                                                  and len(self._lines) < 3)
 
     def _trace_over(self, line: str) -> bool:
         """After the last stack trace of the report: the first line that is no part of one."""
@@ -362,6 +402,15 @@ class Parser:
         type_ = fmt.type
         if fmt.name == "warning":
             fields["warning"], type_ = self._warning_kind(fields.get("src", ""), lines)
+            if fields["warning"] != "WARNING":
+                # A subsystem's check: the function it fired in is the checker, its caller the culprit.
+                checker = m.group("func")
+                frame = next((f["function"] for f in frames
+                              if f["function"] != checker and good_frame(f["function"]) is not None), frame)
+            if corrupted:
+                frame = None  # syzkaller names a WARNING without its stack "in corrupted"
+        if fmt.name in ("rcu-stall", "soft-lockup"):
+            frame = stall_frame(self._interrupted(lines)) or frame
         if fmt.name == "kasan":
             fields["access"] = self._kasan_access(lines)
         title = fmt.title.format(frame=frame or "corrupted", **fields)
@@ -376,6 +425,17 @@ class Parser:
         if fmt.type == "LOCKDEP":
             report.locks = list(dict.fromkeys(lm.group(1) for ln in lines for lm in _LOCK_NAME.finditer(ln)))
         return report
+
+    @staticmethod
+    def _interrupted(lines: List[str]) -> List[str]:
+        """Frames of the context a timer interrupt caught: those after the last </IRQ>, if any."""
+        frames: List[str] = []
+        for ln in lines:
+            if ln.strip() in ("</IRQ>", "<EOI>"):
+                frames = []  # what came before was the interrupt itself
+            elif (fm := _FRAME.match(ln)) and not fm.group(1):
+                frames.append(fm.group(2))
+        return frames
 
     @staticmethod
     def _has_trace(lines: List[str]) -> bool:
