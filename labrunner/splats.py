@@ -57,7 +57,11 @@ _SYSCALL = re.compile(r"^(?:__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_s
 # Frames that say where the report was printed or how a lock was taken, not who is guilty.
 _SKIP = re.compile("^(?:" + "|".join([
     r"dump_stack\w*", r"__dump_stack", r"show_stack", r"show_regs\w*", r"sched_show_task", r"print_\w+",
-    r"\w*printk\w*", r"panic", r"__warn\w*", r"warn_\w+", r"report_bug", r"handle_bug", r"fixup_bug",
+    r"\w*printk\w*", r"panic", r"\w+_panic", r"assertfail", r"dump_backtrace",
+    r"str\w+", r"mem(?:cmp|chr|scan|dup)\w*", r"\w*string", r"vsnprintf", r"v?snprintf", r"sprintf", r"pointer",
+    r"read_word_at_a_time", r"crc\d+\w*", r"\w*atomic_\w+", r"test_and_\w+", r"(?:__)?(?:set|clear|change)_bit",
+    r"__wake_up\w*", r"console_unlock", r"__do_kernel_fault", r"register_lock_class", r"reacquire_held_locks",
+    r"__should_\w+", r"should_\w+", r"__warn\w*", r"warn_\w+", r"report_bug", r"handle_bug", r"fixup_bug",
     r"do_error_trap", r"do_trap\w*", r"do_invalid_op", r"invalid_op", r"exc_\w+", r"asm_exc_\w+", r"\w*_trap",
     r"__\w*lock_acquire\w*", r"lock_acquire\w*", r"lock_release", r"lock_acquired", r"lock_contended",
     r"validate_chain", r"check_\w+", r"mark_lock\w*", r"mark_held_locks", r"lockdep_\w+", r"__lockdep_\w+",
@@ -65,7 +69,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"_raw_\w+", r"__raw_\w+", r"do_raw_\w+", r"queued_\w*lock\w*", r"native_queued\w+",
     r"\w*spin_lock\w*", r"\w*spin_unlock\w*", r"\w*read_lock\w*", r"\w*write_lock\w*",
     r"__mutex_\w+", r"mutex_\w+", r"\w*rwsem\w*", r"down_\w+", r"down", r"up_\w+", r"up",
-    r"__down\w*", r"__up\w*", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
+    r"__down\w*", r"__up\w*", r"lock_sock\w*", r"release_sock", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
     r"kasan_\w+", r"__kasan_\w+", r"check_memory_region\w*", r"__asan_\w+", r"asan_\w+", r"kmsan_\w+",
     r"__msan_\w+", r"ubsan_\w+", r"__ubsan_\w+", r"memcpy\w*", r"memset\w*", r"memmove\w*", r"strlen",
     r"strcmp", r"strncpy", r"__memcpy\w*", r"__memset\w*", r"copy_user\w*", r"_copy_to_user", r"_copy_from_user",
@@ -77,7 +81,10 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"__might_fault", r"might_fault", r"__might_resched", r"__cant_sleep", r"schedule_debug", r"__schedule_bug",
     r"preempt_\w+", r"__preempt\w*", r"__local_bh_enable\w*", r"local_bh_enable",
     r"__schedule", r"schedule", r"schedule_\w+", r"io_schedule\w*", r"preempt_schedule\w*", r"__wait_\w+",
-    r"wait_for_\w+", r"do_wait_\w+", r"__flush_work", r"flush_work", r"synchronize_\w+", r"__synchronize\w*",
+    r"wait_for_\w+", r"do_wait_\w+", r"__flush_work", r"flush_work", r"__cancel_work\w*", r"cancel_work\w*",
+    r"\w+_lock_pair\w*", r"\w+_wait_urb", r"__x86_indirect_thunk_\w+", r"__?rb_\w+", r"\w+_is_static_object",
+    r"osq_lock", r"__this_cpu_preempt_check", r"check_preemption_disabled", r"rcu_gp_kthread", r"rcu_is_watching",
+    r"__memmove", r"rcu_print_\w+", r"dump_cpu_task",
     r"rcu_\w*barrier", r"wait_event\w*", r"prepare_to_wait\w*", r"finish_wait", r"bit_wait\w*", r"out_of_line_wait\w*",
     r"__wait_on_bit\w*", r"wait_on_\w+", r"ldsem_\w+", r"kthread_stop", r"__switch_to\w*", r"context_switch", r"__lock_page\w*", r"folio_wait\w*", r"__folio_lock\w*",
     r"entry_SYSCALL\w*", r"do_syscall_\w+", r"do_fast_syscall\w*", r"syscall_\w+", r"ret_from_fork\w*",
@@ -106,7 +113,7 @@ _MULTIPLEXERS = {"ioctl", "read", "write", "readv", "writev", "pread64", "pwrite
                  "compat_ioctl", "socketcall", "ipc", "futex"}
 _GENERIC = re.compile(r"^(?:do_vfs_ioctl|vfs_\w+|__vfs_\w+|ksys_\w+|__sys_\w+|___sys_\w+|sock_\w+|__sock_\w+|"
                       r"new_sync_\w+|do_iter_\w+|do_loop_readv_writev|do_readv|do_writev|vfs_ioctl|"
-                      r"compat_sys_\w+|__do_compat_sys_\w+|do_syscall_\w+|SYSC_\w+|C_SYSC_\w+|"
+                      r"compat_sys_\w+|__do_compat_sys_\w+|\w*compat_\w*ioctl|do_syscall_\w+|SYSC_\w+|C_SYSC_\w+|"
                       r"security_\w+|__se_\w+|__do_sys_\w+|__x64_sys_\w+|SyS_\w+|sys_\w+)$")
 
 
@@ -179,14 +186,14 @@ FORMATS: List[Format] = [
     _f("inconsistent", _LD + r"inconsistent lock state", "inconsistent lock state in {frame}", "LOCKDEP",
        ("at", "trace")),
     _f("bad-unlock", _LD + r"bad unlock balance detected!", "{kind}: bad unlock balance in {frame}",
-       "LOCKDEP", ("trace",)),
-    _f("held-freed", _LD + r"held lock freed!", "{kind}: held lock freed in {frame}", "LOCKDEP", ("trace",)),
+       "LOCKDEP", ("at", "trace")),
+    _f("held-freed", _LD + r"held lock freed!", "{kind}: held lock freed in {frame}", "LOCKDEP", ("at", "trace")),
     _f("held-return", _LD + r"lock held when returning to user space!",
        "{kind}: lock held when returning to user space in {frame}", "LOCKDEP", ("at",)),
     _f("still-held", _LD + r"(?:still has locks held!|.* is exiting with locks still held!)",
        "{kind}: still has locks held in {frame}", "LOCKDEP", ("at", "trace")),
     _f("nested-lock", _LD + r"Nested lock was not taken", "{kind}: nested lock was not taken in {frame}",
-       "LOCKDEP", ("trace",)),
+       "LOCKDEP", ("at", "trace")),
     _f("suspicious-rcu", _LD + r"suspicious RCU usage", "{kind}: suspicious RCU usage in {frame}",
        "LOCKDEP", ("trace",)),
     _f("invalid-wait", _LD + r"Invalid wait context", "BUG: Invalid wait context in {frame}", "LOCKDEP",
@@ -201,7 +208,8 @@ FORMATS: List[Format] = [
     _f("sched-atomic", r"BUG: scheduling while atomic", "BUG: scheduling while atomic in {frame}",
        "ATOMIC_SLEEP", ("trace",)),
     # Memory safety.
-    _f("kasan", r"BUG: KASAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KASAN: {kind}{access} in {frame}",
+    _f("kasan", r"BUG: KASAN: (?P<kind>double-free or invalid-free|[\w-]+)(?: in (?P<func>[\w.$]+))?"
+                r"(?P<at> at addr [0-9a-f]+)?", "KASAN: {kind}{access} in {frame}{at}",
        "KASAN", ("header", "rip", "trace")),
     _f("kmsan", r"BUG: KMSAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KMSAN: {kind} in {frame}", "KMSAN",
        ("header", "trace")),
@@ -212,7 +220,7 @@ FORMATS: List[Format] = [
        "BUG: unable to handle kernel NULL pointer dereference in {frame}", "NULL-POINTER-DEREFERENCE"),
     _f("paging", r"(?:BUG: u|U)nable to handle (?:kernel )?(?:paging request|page fault for address)",
        "BUG: unable to handle kernel paging request in {frame}", "MEMORY_SAFETY_BUG"),
-    _f("usercopy", r"(?:usercopy: )?Kernel memory (?:exposure|overwrite) attempt detected",
+    _f("usercopy", r"(?:usercopy: )?[Kk]ernel memory (?:exposure|overwrite) attempt detected",
        "BUG: bad usercopy in {frame}", "MEMORY_SAFETY_BUG", ("trace",)),
     # Hangs.
     _f("soft-lockup", r"BUG: soft lockup", "BUG: soft lockup in {frame}", "HANG"),
@@ -234,20 +242,54 @@ FORMATS: List[Format] = [
 
 # A WARNING's title says which subsystem's check fired, by the file it fired in or a message it printed.
 _WARNING_KINDS = [
-    (re.compile(r"^lib/refcount\.c|refcount_t: "), "WARNING: refcount bug", "REFCOUNT_WARNING"),
-    (re.compile(r"^kernel/locking/"), "WARNING: locking bug", "LOCKDEP"),
-    (re.compile(r"^lib/debugobjects\.c|ODEBUG: "), "WARNING: ODEBUG bug", "WARNING"),
-    (re.compile(r"^mm/(?:slab_common|slab|slub|page_alloc|util)\.c"), "WARNING: kmalloc bug", "WARNING"),
-    (re.compile(r"^lib/kobject\.c"), "WARNING: kobject bug", "WARNING"),
-    (re.compile(r"^fs/proc/generic\.c"), "WARNING: proc registration bug", "WARNING"),
-    (re.compile(r"^mm/usercopy\.c"), "WARNING: bad usercopy", "WARNING"),
-    (re.compile(r"zero-size vmalloc"), "WARNING: zero-size vmalloc", "WARNING"),
+    (re.compile(r"^lib/refcount\.c|refcount_t: "), "WARNING: refcount bug"),
+    (re.compile(r"^kernel/locking/"), "WARNING: locking bug"),
+    (re.compile(r"^lib/debugobjects\.c|ODEBUG: "), "WARNING: ODEBUG bug"),
+    (re.compile(r"^mm/(?:slab_common|slab|slub|page_alloc|util)\.c"), "WARNING: kmalloc bug"),
+    (re.compile(r"^lib/kobject\.c"), "WARNING: kobject bug"),
+    (re.compile(r"^fs/proc/generic\.c"), "WARNING: proc registration bug"),
+    (re.compile(r"^mm/usercopy\.c"), "WARNING: bad usercopy"),
+    (re.compile(r"zero-size vmalloc"), "WARNING: zero-size vmalloc"),
 ]
 
 # A word every header has (test_every_format_has_a_keyword checks it): most lines have none, and a
 # search for plain words is far cheaper than trying each format's pattern.
 _ANY_HEADER = re.compile(r"WARNING|BUG|INFO|general protection|nable to handle|Kernel panic|Oops|UBSAN|"
-                         r"KMSAN|list_(?:add|del) corruption|Kernel memory|LOCKUP")
+                         r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP")
+
+# The crash type follows from the title alone, as in syzkaller: first matching prefix wins.
+_TITLE_TYPES = [(re.compile(p), t) for p, t in [
+    (r"^KMSAN: uninit-value", "KMSAN-UNINIT-VALUE"),
+    (r"^general protection fault", "DoS"),
+    (r"^BUG: unable to handle kernel NULL pointer dereference", "NULL-POINTER-DEREFERENCE"),
+    (r"^BUG: (?:unable to handle kernel paging request|corrupted list)", "MEMORY_SAFETY_BUG"),
+    (r"^UBSAN: array-index-out-of-bounds", "MEMORY_SAFETY_UBSAN"),
+    (r"^UBSAN", "UBSAN"),
+    (r"^(?:possible deadlock|inconsistent lock state|(?:BUG|WARNING): (?:bad unlock balance|held lock freed|"
+     r"still has locks held|nested lock)|BUG: Invalid wait context)", "LOCKDEP"),
+    (r"^WARNING: refcount bug", "REFCOUNT_WARNING"),
+    (r"^WARNING", "WARNING"),
+    (r"^BUG: (?:sleeping function called|scheduling while atomic)", "ATOMIC_SLEEP"),
+    (r"^(?:INFO: task hung|INFO: rcu detected stall|BUG: soft lockup|BUG: hard lockup)", "HANG"),
+    (r"^(?:kernel BUG|BUG: bad usercopy|BUG: Bad page)", "BUG"),
+]]
+_KASAN_TITLE = re.compile(r"^KASAN: ([\w-]+)(?: (Read|Write))?")
+
+
+def title_type(title: str) -> str:
+    km = _KASAN_TITLE.match(title)
+    if km:
+        kind, access = km.groups()
+        if kind in ("invalid-free", "double-free"):
+            return "KASAN-INVALID-FREE"
+        base = {"use-after-free": "-USE-AFTER-FREE", "slab-use-after-free": "-USE-AFTER-FREE",
+                "vmalloc-use-after-free": "-USE-AFTER-FREE", "null-ptr-deref": "-NULL-POINTER-DEREFERENCE"}.get(kind, "")
+        return f"KASAN{base}-{(access or 'Read').upper()}"
+    for rx, type_ in _TITLE_TYPES:
+        if rx.match(title):
+            return type_
+    return "UNKNOWN"
+
 
 _END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Rebooting in|==========+$)")
 _REG = re.compile(r"^(?:[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
@@ -399,9 +441,8 @@ class Parser:
         # As syzkaller has it: a report that should carry a stack and lost it is corrupted, whatever title.
         corrupted = fmt.needs_frame and (frame is None or not self._has_trace(lines))
         fields = dict(m.groupdict(default=""))
-        type_ = fmt.type
         if fmt.name == "warning":
-            fields["warning"], type_ = self._warning_kind(fields.get("src", ""), lines)
+            fields["warning"] = self._warning_kind(fields.get("src", ""), lines)
             if fields["warning"] != "WARNING":
                 # A subsystem's check: the function it fired in is the checker, its caller the culprit.
                 checker = m.group("func")
@@ -412,9 +453,15 @@ class Parser:
         if fmt.name in ("rcu-stall", "soft-lockup"):
             frame = stall_frame(self._interrupted(lines)) or frame
         if fmt.name == "kasan":
-            fields["access"] = self._kasan_access(lines)
-        title = fmt.title.format(frame=frame or "corrupted", **fields)
-        report = Report(title=title, type=type_, corrupted=corrupted, frame=frame, start_line=self._start,
+            if fields["kind"] == "double-free or invalid-free":
+                fields["kind"] = "invalid-free"
+            # Old kernels name the address in the header and say nothing of the access.
+            fields["access"] = "" if fields["at"] else self._kasan_access(lines)
+        if frame is None and fmt.type == "LOCKDEP" and "{frame}" in fmt.title:
+            title = m.group(0).strip("[ ]")  # a lockdep report without its frame keeps its own words
+        else:
+            title = fmt.title.format(frame=frame or "corrupted", **fields)
+        report = Report(title=title, type=title_type(title), corrupted=corrupted, frame=frame, start_line=self._start,
                         end_line=end_line, text="\n".join(lines), format=fmt.name, frames=frames[:64],
                         timestamp=self._time)
         for ln in lines:
@@ -448,17 +495,17 @@ class Parser:
         return False
 
     @staticmethod
-    def _warning_kind(src: str, lines: List[str]) -> Tuple[str, str]:
+    def _warning_kind(src: str, lines: List[str]) -> str:
         text = "\n".join(lines[:6])
-        for rx, title, type_ in _WARNING_KINDS:
+        for rx, title in _WARNING_KINDS:
             if rx.search(src) or rx.search(text):
-                return title, type_
-        return "WARNING", "WARNING"
+                return title
+        return "WARNING"
 
     @staticmethod
     def _kasan_access(lines: List[str]) -> str:
         for ln in lines[:4]:
-            am = re.match(r"(Read|Write) of size", ln)
+            am = re.match(r"(Read|Write) (?:of size|at addr)", ln)
             if am:
                 return " " + am.group(1)
         return ""
@@ -471,9 +518,13 @@ class Parser:
                 if func and (name := good_frame(func, fmt.skip)):
                     return name
             elif source == "at":
-                for ln in lines:
+                for i, ln in enumerate(lines):
                     am = _AT.search(ln)
-                    if am and (name := good_frame(am.group(1), fmt.skip)):
+                    if am is None and ln.endswith(" at:") and i + 1 < len(lines):
+                        am = _FRAME.match(lines[i + 1])  # "... lock (x) at:" then the frame alone
+                        am = am if am and not am.group(1) else None
+                    func = am.group(am.lastindex) if am else None
+                    if func and (name := good_frame(func, fmt.skip)):
                         return name
             elif source == "rip":
                 for ln in lines:
