@@ -112,47 +112,51 @@ class Controller:
     def plug(self, slot: Slot) -> None:
         t0 = time.monotonic()
         props = {"socket-id": slot.socket, "core-id": 0, "thread-id": 0}
-        self.qmp.note({"action": "plug", "slot": slot.id})
-        try:
-            self.qmp.execute("device_add", {"driver": self.driver, "id": slot.id, **props})
-        except InfraError as e:
-            if not self.qmp.connected():
-                raise
-            self._outcome("plug", slot, False, t0, f"device_add refused: {e}")
+        if not self._request("plug", slot, t0, "device_add", {"driver": self.driver, "id": slot.id, **props}):
             return
         slot.plugged = True
         if self.plugs_left is not None:
             self.plugs_left -= 1
         apic = self.qmp.execute("qom-get", {"path": f"/machine/peripheral/{slot.id}", "property": "apic-id"})
-        deadline = t0 + self.spec.confirm_timeout
-        while time.monotonic() < deadline and not self._stop.is_set():
-            if self._was_announced(apic, t0):
-                self._outcome("plug", slot, True, t0, f"guest onlined apicid {apic}")
-                return
-            time.sleep(0.1)
-        self._outcome("plug", slot, False, t0, f"guest did not online apicid {apic} within "
-                                                  f"{self.spec.confirm_timeout} s")
+        if self._wait(lambda: self._was_announced(apic, t0), t0, 0.1):
+            self._outcome("plug", slot, True, t0, f"guest onlined apicid {apic}")
+        else:
+            self._outcome("plug", slot, False, t0, f"guest did not online apicid {apic} within "
+                                                      f"{self.spec.confirm_timeout} s")
 
     def unplug(self, slot: Slot) -> None:
         t0 = time.monotonic()
-        self.qmp.note({"action": "unplug", "slot": slot.id})
+        if not self._request("unplug", slot, t0, "device_del", {"id": slot.id}):
+            return
+        slot.unplug_pending = True
+        if self._wait(lambda: self._slot_empty(slot), t0, 0.2):
+            slot.unplug_pending, slot.plugged = False, False
+            self._outcome("unplug", slot, True, t0, "slot empty")
+        else:
+            self._outcome("unplug", slot, False, t0, f"slot still occupied after {self.spec.confirm_timeout} s; "
+                                                        f"it will not be plugged again until it empties")
+
+    def _request(self, action: str, slot: Slot, t0: float, command: str, args: Dict[str, Any]) -> bool:
+        """Journal ACTION and send COMMAND; False (and a failed outcome) if QEMU refused it. A lost
+        monitor is not a refusal: it propagates, and the run judges it."""
+        self.qmp.note({"action": action, "slot": slot.id})
         try:
-            self.qmp.execute("device_del", {"id": slot.id})
+            self.qmp.execute(command, args)
+            return True
         except InfraError as e:
             if not self.qmp.connected():
                 raise
-            self._outcome("unplug", slot, False, t0, f"device_del refused: {e}")
-            return
-        slot.unplug_pending = True
+            self._outcome(action, slot, False, t0, f"{command} refused: {e}")
+            return False
+
+    def _wait(self, confirmed, t0: float, interval: float) -> bool:
+        """Poll CONFIRMED() until it holds or confirm_timeout has passed since T0."""
         deadline = t0 + self.spec.confirm_timeout
         while time.monotonic() < deadline:
-            if self._slot_empty(slot):
-                slot.unplug_pending, slot.plugged = False, False
-                self._outcome("unplug", slot, True, t0, "slot empty")
-                return
-            time.sleep(0.2)
-        self._outcome("unplug", slot, False, t0, f"slot still occupied after {self.spec.confirm_timeout} s; "
-                                                    f"it will not be plugged again until it empties")
+            if confirmed():
+                return True
+            time.sleep(interval)
+        return False
 
     def _recheck_pending(self) -> None:
         for slot in self.slots:
