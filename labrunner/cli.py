@@ -7,7 +7,6 @@ error (QEMU crashed, no boot, no SSH). `boot -- CMD` exits with CMD's own status
 import argparse
 import json
 import logging
-import os
 import shlex
 import shutil
 import signal

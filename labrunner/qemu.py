@@ -19,7 +19,7 @@ from typing import List, Optional, Sequence
 
 from . import process
 from .config import Machine, QemuConfig
-from .errors import InfraError, QemuError, UserError
+from .errors import QemuError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,9 @@ def hotplug_cpu_devices(machine: Machine, accel: Accel) -> List[str]:
     only under a hypervisor it recognises, which TCG's is not. Present at boot, these CPUs are
     enumerated; the hotplug controller then unplugs and re-plugs them by id."""
     argv = []
-    for socket in range(machine.cpus, machine.max_cpus):
-        argv += ["-device", f"{cpu_driver(machine, accel)},id={HOTPLUG_ID_PREFIX}{socket},"
-                            f"socket-id={socket},core-id=0,thread-id=0"]
+    for socket_id in range(machine.cpus, machine.max_cpus):
+        argv += ["-device", f"{cpu_driver(machine, accel)},id={HOTPLUG_ID_PREFIX}{socket_id},"
+                            f"socket-id={socket_id},core-id=0,thread-id=0"]
     return argv
 
 

@@ -140,9 +140,9 @@ def frame_name(func: str) -> str:
     return _SYSCALL.sub("", func) or func
 
 
-def good_frame(func: str, extra_skip: Optional[Pattern] = None) -> Optional[str]:
+def good_frame(func: str) -> Optional[str]:
     name = _SUFFIX.sub("", func)
-    if _SKIP.match(name) or (extra_skip is not None and extra_skip.match(name)):
+    if _SKIP.match(name):
         return None
     return frame_name(name)
 
@@ -152,21 +152,20 @@ def good_frame(func: str, extra_skip: Optional[Pattern] = None) -> Optional[str]
 
 @dataclasses.dataclass(frozen=True)
 class Format:
-    """One kind of report. TITLE may use {frame} and the header's named groups. FRAME_FROM lists where
+    """One kind of report. TITLE may use {frame} and the header's named groups (its crash type follows from
+    the title: title_type). FRAME_FROM lists where
     the guilty function is looked for, in order: "header" (the header's <func> group), "at" (lockdep's
     'at: F+0x' lines), "rip" (RIP/PC line), "trace" (call trace frames)."""
     name: str
     header: Pattern
     title: str
-    type: str
     frame_from: Tuple[str, ...] = ("rip", "trace")
-    skip: Optional[Pattern] = None
     needs_frame: bool = True
+    anywhere: bool = False  # the header may follow other text on its line ("watchdog: BUG: soft lockup")
 
 
-def _f(name, header, title, type_, frame_from=("rip", "trace"), skip=None, needs_frame=True) -> Format:
-    return Format(name, re.compile(header), title, type_, tuple(frame_from),
-                  re.compile(f"^(?:{skip})$") if skip else None, needs_frame)
+def _f(name, header, title, frame_from=("rip", "trace"), needs_frame=True, anywhere=False) -> Format:
+    return Format(name, re.compile(header), title, tuple(frame_from), needs_frame, anywhere)
 
 
 _LOCKDEP_AT = ("at", "trace")
@@ -175,70 +174,64 @@ _LD = r"(?:\[ )?(?P<kind>WARNING|BUG|INFO): "
 FORMATS: List[Format] = [
     # Lockdep: the header is a WARNING line, so these rows come before the generic WARNING. Old kernels
     # print "[ INFO: ... ]" or "[ BUG: ... ]"; the word before the colon stays in the title.
-    _f("circular", _LD + r"possible circular locking dependency detected", "possible deadlock in {frame}",
-       "LOCKDEP", _LOCKDEP_AT),
-    _f("recursive", _LD + r"possible recursive locking detected", "possible deadlock in {frame}",
-       "LOCKDEP", _LOCKDEP_AT),
+    _f("circular", _LD + r"possible circular locking dependency detected", "possible deadlock in {frame}", _LOCKDEP_AT),
+    _f("recursive", _LD + r"possible recursive locking detected", "possible deadlock in {frame}", _LOCKDEP_AT),
     _f("irq-inversion", _LD + r"possible irq lock inversion dependency detected",
-       "possible deadlock in {frame}", "LOCKDEP", _LOCKDEP_AT),
+       "possible deadlock in {frame}", _LOCKDEP_AT),
     _f("irq-unsafe", _LD + r"(?:SOFT|HARD)IRQ-(?:safe|READ-safe) -> (?:SOFT|HARD)IRQ-unsafe lock order detected",
-       "possible deadlock in {frame}", "LOCKDEP", _LOCKDEP_AT),
-    _f("inconsistent", _LD + r"inconsistent lock state", "inconsistent lock state in {frame}", "LOCKDEP",
+       "possible deadlock in {frame}", _LOCKDEP_AT),
+    _f("inconsistent", _LD + r"inconsistent lock state", "inconsistent lock state in {frame}",
        ("at", "trace")),
-    _f("bad-unlock", _LD + r"bad unlock balance detected!", "{kind}: bad unlock balance in {frame}",
-       "LOCKDEP", ("at", "trace")),
-    _f("held-freed", _LD + r"held lock freed!", "{kind}: held lock freed in {frame}", "LOCKDEP", ("at", "trace")),
+    _f("bad-unlock", _LD + r"bad unlock balance detected!", "{kind}: bad unlock balance in {frame}", ("at", "trace")),
+    _f("held-freed", _LD + r"held lock freed!", "{kind}: held lock freed in {frame}", ("at", "trace")),
     _f("held-return", _LD + r"lock held when returning to user space!",
-       "{kind}: lock held when returning to user space in {frame}", "LOCKDEP", ("at",)),
+       "{kind}: lock held when returning to user space in {frame}", ("at",)),
     _f("still-held", _LD + r"(?:still has locks held!|.* is exiting with locks still held!)",
-       "{kind}: still has locks held in {frame}", "LOCKDEP", ("at", "trace")),
-    _f("nested-lock", _LD + r"Nested lock was not taken", "{kind}: nested lock was not taken in {frame}",
-       "LOCKDEP", ("at", "trace")),
-    _f("suspicious-rcu", _LD + r"suspicious RCU usage", "{kind}: suspicious RCU usage in {frame}",
-       "LOCKDEP", ("trace",)),
-    _f("invalid-wait", _LD + r"Invalid wait context", "BUG: Invalid wait context in {frame}", "LOCKDEP",
+       "{kind}: still has locks held in {frame}", ("at", "trace")),
+    _f("nested-lock", _LD + r"Nested lock was not taken", "{kind}: nested lock was not taken in {frame}", ("at", "trace")),
+    _f("suspicious-rcu", _LD + r"suspicious RCU usage", "{kind}: suspicious RCU usage in {frame}", ("trace",)),
+    _f("invalid-wait", _LD + r"Invalid wait context", "BUG: Invalid wait context in {frame}",
        ("at", "trace")),
     _f("non-static-key", r"INFO: trying to register non-static key",
-       "INFO: trying to register non-static key in {frame}", "LOCKDEP", ("trace",)),
-    _f("lockdep-limit", r"BUG: (?P<what>MAX_\w+ too low!|lock held at task exit)", "BUG: {what}", "LOCKDEP",
+       "INFO: trying to register non-static key in {frame}", ("trace",)),
+    _f("lockdep-limit", r"BUG: (?P<what>MAX_\w+ too low!|lock held at task exit)", "BUG: {what}",
        needs_frame=False),
     # Atomicity.
     _f("sleep-atomic", r"BUG: sleeping function called from invalid context",
-       "BUG: sleeping function called from invalid context in {frame}", "ATOMIC_SLEEP", ("trace",)),
-    _f("sched-atomic", r"BUG: scheduling while atomic", "BUG: scheduling while atomic in {frame}",
-       "ATOMIC_SLEEP", ("trace",)),
+       "BUG: sleeping function called from invalid context in {frame}", ("trace",)),
+    _f("sched-atomic", r"BUG: scheduling while atomic", "BUG: scheduling while atomic in {frame}", ("trace",)),
     # Memory safety.
     _f("kasan", r"BUG: KASAN: (?P<kind>double-free or invalid-free|[\w-]+)(?: in (?P<func>[\w.$]+))?"
-                r"(?P<at> at addr [0-9a-f]+)?", "KASAN: {kind}{access} in {frame}{at}",
-       "KASAN", ("header", "rip", "trace")),
-    _f("kmsan", r"BUG: KMSAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KMSAN: {kind} in {frame}", "KMSAN",
+                r"(?P<at> at addr [0-9a-f]+)?", "KASAN: {kind}{access} in {frame}{at}", ("header", "rip", "trace"), anywhere=True),
+    _f("kmsan", r"BUG: KMSAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KMSAN: {kind} in {frame}",
        ("header", "trace")),
-    _f("ubsan", r"UBSAN: (?P<kind>[\w-]+) in ", "UBSAN: {kind} in {frame}", "UBSAN", ("trace",)),
-    _f("gpf", r"^(?:Oops: )?general protection fault(?!.* ip:)", "general protection fault in {frame}",
-       "MEMORY_SAFETY_BUG"),
+    _f("ubsan", r"UBSAN: (?P<kind>[\w-]+) in ", "UBSAN: {kind} in {frame}", ("trace",), anywhere=True),
+    _f("gpf", r"^(?:Oops: )?general protection fault(?!.* ip:)", "general protection fault in {frame}"),
     _f("null-deref", r"(?:BUG: u|U)nable to handle kernel NULL pointer dereference|BUG: kernel NULL pointer dereference",
-       "BUG: unable to handle kernel NULL pointer dereference in {frame}", "NULL-POINTER-DEREFERENCE"),
+       "BUG: unable to handle kernel NULL pointer dereference in {frame}", anywhere=True),
     _f("paging", r"(?:BUG: u|U)nable to handle (?:kernel )?(?:paging request|page fault for address)",
-       "BUG: unable to handle kernel paging request in {frame}", "MEMORY_SAFETY_BUG"),
+       "BUG: unable to handle kernel paging request in {frame}", anywhere=True),
     _f("usercopy", r"(?:usercopy: )?[Kk]ernel memory (?:exposure|overwrite) attempt detected",
-       "BUG: bad usercopy in {frame}", "MEMORY_SAFETY_BUG", ("trace",)),
+       "BUG: bad usercopy in {frame}", ("trace",), anywhere=True),
     # Hangs.
-    _f("soft-lockup", r"BUG: soft lockup", "BUG: soft lockup in {frame}", "HANG"),
-    _f("hard-lockup", r"Watchdog detected hard LOCKUP", "BUG: hard lockup in {frame}", "HANG"),
-    _f("hung-task", r"INFO: task .* blocked for more than \d+ seconds", "INFO: task hung in {frame}", "HANG",
+    _f("soft-lockup", r"BUG: soft lockup", "BUG: soft lockup in {frame}", anywhere=True),
+    _f("hard-lockup", r"Watchdog detected hard LOCKUP", "BUG: hard lockup in {frame}", anywhere=True),
+    _f("hung-task", r"INFO: task .* blocked for more than \d+ seconds", "INFO: task hung in {frame}",
        ("trace",)),
     _f("rcu-stall", r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected (?:expedited )?stall|"
                     r"INFO: rcu_(?:preempt|sched|bh) detected stalls?|rcu: INFO: rcu_\w+ (?:self-)?detected",
-       "INFO: rcu detected stall in {frame}", "HANG"),
+       "INFO: rcu detected stall in {frame}", anywhere=True),
     # Crashes and corruption.
-    _f("kernel-bug", r"kernel BUG at", "kernel BUG in {frame}", "BUG"),
-    _f("list", r"list_(?:add|del) corruption", "BUG: corrupted list in {frame}", "BUG", ("rip", "trace")),
-    _f("bad-page", r"BUG: Bad page (?:state|map)", "BUG: Bad page state in {frame}", "BUG", ("trace",)),
+    _f("kernel-bug", r"kernel BUG at", "kernel BUG in {frame}"),
+    _f("list", r"list_(?:add|del) corruption", "BUG: corrupted list in {frame}", ("rip", "trace"), anywhere=True),
+    _f("bad-page", r"BUG: Bad page (?:state|map)", "BUG: Bad page state in {frame}", ("trace",)),
     _f("warning", r"WARNING: (?:CPU: \d+ PID: \d+ at |at )?(?P<src>\S+:\d+)(?: (?P<func>[\w.$]+)\+0x[0-9a-f]+)?",
-       "{warning} in {frame}", "WARNING", ("header", "rip", "trace")),
-    _f("oops", r"Oops: |Internal error: Oops", "BUG: unable to handle kernel in {frame}", "BUG"),
-    _f("panic", r"Kernel panic - not syncing: (?P<why>.*)", "kernel panic: {why}", "UNKNOWN", needs_frame=False),
+       "{warning} in {frame}", ("header", "rip", "trace")),
+    _f("oops", r"Oops: |Internal error: Oops", "BUG: unable to handle kernel in {frame}"),
+    _f("panic", r"Kernel panic - not syncing: (?P<why>.*)", "kernel panic: {why}", needs_frame=False),
 ]
+
+LOCKDEP_FORMATS = {f.name for f in FORMATS if f.header.pattern.startswith(_LD)} | {"non-static-key", "lockdep-limit"}
 
 # A WARNING's title says which subsystem's check fired, by the file it fired in or a message it printed.
 _WARNING_KINDS = [
@@ -405,8 +398,7 @@ class Parser:
             return None
         for fmt in FORMATS:
             m = fmt.header.search(line)
-            if m and (m.start() == 0 or fmt.name in ("soft-lockup", "rcu-stall", "kasan", "paging", "null-deref",
-                                                     "usercopy", "hard-lockup", "ubsan", "list")):
+            if m and (m.start() == 0 or fmt.anywhere):
                 return fmt, m
         return None
 
@@ -425,9 +417,7 @@ class Parser:
             if _FRAME.match(line) or _REG.match(line) or not line.strip():
                 self._trace_seen = self._trace_seen or bool(_FRAME.match(line))
                 return False
-            if self._trace_seen and self._fmt.type in ("WARNING", "ATOMIC_SLEEP", "HANG", "BUG",
-                                                       "MEMORY_SAFETY_BUG", "NULL-POINTER-DEREFERENCE",
-                                                       "LOCKDEP", "UBSAN", "KASAN", "REFCOUNT_WARNING"):
+            if self._trace_seen and self._fmt.needs_frame:
                 return not line.startswith(("Showing", "Modules linked in", "Allocated by", "Freed by",
                                             "The buggy address", "Memory state", "Last potentially"))
         return False
@@ -457,7 +447,7 @@ class Parser:
                 fields["kind"] = "invalid-free"
             # Old kernels name the address in the header and say nothing of the access.
             fields["access"] = "" if fields["at"] else self._kasan_access(lines)
-        if frame is None and fmt.type == "LOCKDEP" and "{frame}" in fmt.title:
+        if frame is None and fmt.name in LOCKDEP_FORMATS and "{frame}" in fmt.title:
             title = m.group(0).strip("[ ]")  # a lockdep report without its frame keeps its own words
         else:
             title = fmt.title.format(frame=frame or "corrupted", **fields)
@@ -469,7 +459,7 @@ class Parser:
             if cm and report.pid is None:
                 report.cpu, report.pid, report.comm = int(cm.group(1)), int(cm.group(2)), cm.group(3)
                 report.taint, report.release = cm.group(4), cm.group(5)
-        if fmt.type == "LOCKDEP":
+        if fmt.name in LOCKDEP_FORMATS:
             report.locks = list(dict.fromkeys(lm.group(1) for ln in lines for lm in _LOCK_NAME.finditer(ln)))
         return report
 
@@ -515,7 +505,7 @@ class Parser:
         for source in fmt.frame_from:
             if source == "header":
                 func = m.groupdict().get("func")
-                if func and (name := good_frame(func, fmt.skip)):
+                if func and (name := good_frame(func)):
                     return name
             elif source == "at":
                 for i, ln in enumerate(lines):
@@ -524,12 +514,12 @@ class Parser:
                         am = _FRAME.match(lines[i + 1])  # "... lock (x) at:" then the frame alone
                         am = am if am and not am.group(1) else None
                     func = am.group(am.lastindex) if am else None
-                    if func and (name := good_frame(func, fmt.skip)):
+                    if func and (name := good_frame(func)):
                         return name
             elif source == "rip":
                 for ln in lines:
                     rm = _RIP.search(ln)
-                    if rm and (name := good_frame(rm.group(1), fmt.skip)):
+                    if rm and (name := good_frame(rm.group(1))):
                         return name
             elif source == "trace":
                 in_trace = False
@@ -539,7 +529,7 @@ class Parser:
                         continue
                     fm = _FRAME.match(ln)
                     if fm and not fm.group(1) and (in_trace or ln.startswith(" ")):
-                        if name := good_frame(fm.group(2), fmt.skip):
+                        if name := good_frame(fm.group(2)):
                             return name
         return None
 

@@ -1,5 +1,4 @@
 """Children die with labrunner, even when it is SIGKILLed (PR_SET_PDEATHSIG)."""
-import os
 import signal
 import subprocess
 import sys

@@ -1,5 +1,4 @@
 """The pure helpers: cpio writer, ldd and apt parsing, module order, bzImage header, console lines."""
-import gzip
 import io
 import struct
 from pathlib import Path
