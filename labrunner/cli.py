@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from . import __version__, config, runs, splats
-from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, LabError
+from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, LabError, UserError
 from .guest import CommandTimeout
 from .session import BootSpec, Session
 
@@ -169,6 +169,37 @@ def cmd_splats(args) -> int:
     return EXIT_FAIL if any(found.values()) else EXIT_PASS
 
 
+def cmd_kernel_build(args) -> int:
+    from . import kbuild
+    lab = _load(args)
+    kernel = lab.pick("kernels", args.name)
+    if kernel.kind != "source":
+        raise UserError(f"kernel '{kernel.name}' is a {kernel.kind} kernel; only source recipes are built")
+    progress = Progress()
+    t0 = time.monotonic()
+    try:
+        built = kbuild.build(kernel, lab.cache_dir, progress, extra_patches=args.patches)
+    finally:
+        progress.close()
+    print(f"{kernel.name}: built in {time.monotonic() - t0:.0f} s, key {built.key}")
+    print(f"  {built.bzimage}\n  build log: {built.dir / 'build.log'}")
+    return EXIT_PASS
+
+
+def cmd_kernel_list(args) -> int:
+    from . import kbuild
+    lab = _load(args)
+    for kernel in lab.kernels.values():
+        if kernel.kind == "source":
+            built = kbuild.cached(kernel, lab.cache_dir)
+            state = f"built, key {built.key}" if built else "not built"
+        else:
+            state = str(kernel.path) if kernel.kind == "path" else f"{kernel.package} ({kernel.suite or 'default suite'})"
+        default = " (default)" if kernel.name == lab.defaults.kernel else ""
+        print(f"{kernel.name:24} {kernel.kind:7} {state}{default}")
+    return EXIT_PASS
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="labrunner",
@@ -211,6 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Load and validate lab.yaml. Exit 0 if valid, 2 with FILE:LINE: KEY: "
                                      "message otherwise.")
     cc.set_defaults(func=cmd_config_check)
+
+    k = sub.add_parser("kernel", help="kernels built from source recipes")
+    ksub = k.add_subparsers(dest="kernel_cmd", metavar="SUBCOMMAND", required=True)
+    kb = ksub.add_parser("build", help="build a source kernel (at once from the cache if unchanged)",
+                         description="Build kernel NAME from its recipe in lab.yaml: source, patches (git am), "
+                                     "config fragments. Artifacts are cached by content; a failed build exits 1 "
+                                     "with the compiler's first errors.",
+                         epilog="example: labrunner kernel build stable-debug --patches ~/series.mbox")
+    kb.add_argument("name", metavar="NAME")
+    kb.add_argument("--patches", type=Path, action="append", default=[],
+                    help="a patch, series file or mbox to apply on top, one-off (repeatable)")
+    kb.set_defaults(func=cmd_kernel_build)
+    kl = ksub.add_parser("list", help="kernels in lab.yaml, and whether each source kernel is built")
+    kl.set_defaults(func=cmd_kernel_list)
 
     sp = sub.add_parser("splats", help="find kernel bug reports in console logs (exit 1 if any, like grep)",
                         description="Print each kernel report (WARNING, lockdep, BUG, KASAN, hangs, ...) in the "

@@ -92,6 +92,19 @@ class Machine:
 
 
 @dataclasses.dataclass(frozen=True)
+class SourceRecipe:
+    """How to build a kernel (see labrunner.kbuild): a Debian linux-source package or a git tree and ref,
+    patches, and a base config with fragments; OPTIONAL options may be dropped by Kconfig."""
+    debian_package: Optional[str]
+    tree: Optional[Path]
+    ref: Optional[str]
+    patches: Tuple[Path, ...]
+    base_config: str
+    fragments: Tuple[Path, ...]
+    optional: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
 class Kernel:
     """One of: a bzImage path, a Debian kernel package, or a source recipe (built by the kernel issue)."""
 
@@ -101,7 +114,7 @@ class Kernel:
     modules: Optional[Path] = None
     package: Optional[str] = None
     suite: Optional[str] = None
-    source: Optional[Dict[str, Any]] = None
+    source: Optional[SourceRecipe] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +144,7 @@ class HotplugSpec:
 @dataclasses.dataclass(frozen=True)
 class Test:
     name: str
+    kernel: Optional[str]
     machine: str
     image: str
     command: str
@@ -352,7 +366,7 @@ def _kernel(root: Path):
             "modules": (_path_in(root), None),
             "debian_package": (_str, None),
             "suite": (_str, None),
-            "source": (lambda c: c.node, None),
+            "source": (lambda c: c, None),
         })
         kinds = [k for k in ("path", "debian_package", "source") if f[k] is not None]
         if len(kinds) != 1:
@@ -364,12 +378,82 @@ def _kernel(root: Path):
             raise ctx.error(f"modules folder {f['modules']} does not exist", "modules")
         if f["suite"] is not None and f["debian_package"] is None:
             raise ctx.error("'suite' goes with 'debian_package'", "suite")
-        if f["source"] is not None and not isinstance(f["source"], dict):
-            raise ctx.error("expected a mapping (tree, ref, patches, config)", "source")
         kind = {"path": "path", "debian_package": "debian", "source": "source"}[kinds[0]]
         return Kernel(name=name, kind=kind, path=f["path"], modules=f["modules"],
                       package=f["debian_package"], suite=f["suite"], source=f["source"])
     return check
+
+
+def _existing_file(root: Path):
+    def check(ctx: _Ctx) -> Path:
+        path = _path_in(root)(ctx)
+        if not path.is_file():
+            raise ctx.error(f"{path} does not exist")
+        return path
+    return check
+
+
+def _file_list(root: Path):
+    def check(ctx: _Ctx) -> Tuple[Path, ...]:
+        if not isinstance(ctx.node, list):
+            raise ctx.error(f"expected a list of files, got {_kind(ctx.node)}")
+        out = []
+        for i, item in enumerate(ctx.node):
+            if not isinstance(item, str):
+                raise ctx.error(f"item {i + 1}: expected a file name")
+            path = (root / os.path.expanduser(item)).resolve()
+            if not path.is_file():
+                raise ctx.error(f"item {i + 1}: {path} does not exist")
+            out.append(path)
+        return tuple(out)
+    return check
+
+
+def _source(root: Path, ctx: _Ctx, kernels: Dict[str, Any]) -> SourceRecipe:
+    """A source recipe; 'base: NAME' starts from another source kernel's recipe and adds patches."""
+    f = _mapping(ctx, {
+        "base": (_str, None),
+        "debian_package": (_str, None),
+        "tree": (_path_in(root), None),
+        "ref": (_str, None),
+        "patches": (_file_list(root), ()),
+        "config": (lambda c: c, None),
+    })
+    if f["base"] is not None:
+        parent = kernels.get(f["base"])
+        if parent is None or parent.source is None:
+            raise ctx.error(f"'{f['base']}' is not a source kernel defined above", "base")
+        if any(f[k] is not None for k in ("debian_package", "tree", "ref", "config")):
+            raise ctx.error("with 'base', give only 'patches' (the rest comes from the base)", "base")
+        return dataclasses.replace(parent.source, patches=parent.source.patches + f["patches"])
+    if (f["debian_package"] is None) == (f["tree"] is None):
+        raise ctx.error("give exactly one of 'debian_package' (e.g. linux-source-6.12) or 'tree' (with 'ref')")
+    if f["tree"] is not None and f["ref"] is None:
+        raise ctx.error("'tree' needs a 'ref' (a branch, tag or commit)", "tree")
+    if f["config"] is None:
+        raise ctx.error("missing required key 'config'")
+    c = _mapping(f["config"], {
+        "base": (_str, "x86_64_defconfig"),
+        "fragments": (_file_list(root), ()),
+        "optional": (_str_list, ()),
+    })
+    return SourceRecipe(debian_package=f["debian_package"], tree=f["tree"], ref=f["ref"], patches=f["patches"],
+                        base_config=c["base"], fragments=c["fragments"], optional=c["optional"])
+
+
+def _kernels(ctx: _Ctx, root: Path) -> Dict[str, Kernel]:
+    """Kernels in file order, so a source recipe's 'base' can name one defined above it."""
+    if not isinstance(ctx.node, dict) or not ctx.node:
+        raise ctx.error("expected a mapping of named entries")
+    kernels: Dict[str, Kernel] = {}
+    check = _kernel(root)
+    for name in ctx.node:
+        kernel = check(ctx.child(name), name)
+        if kernel.kind == "source":
+            entry = ctx.child(name)
+            kernel = dataclasses.replace(kernel, source=_source(root, entry.child("source"), kernels))
+        kernels[name] = kernel
+    return kernels
 
 
 def _image(root: Path):
@@ -425,6 +509,7 @@ def _env(ctx: _Ctx) -> Dict[str, str]:
 
 def _test(ctx: _Ctx, name: str) -> Test:
     f = _mapping(ctx, {
+        "kernel": (_str, None),
         "machine": (_str, None),
         "image": (_str, None),
         "command": (_str, _REQUIRED),
@@ -453,7 +538,7 @@ def load(path) -> Lab:
             "extra_args": (_str_list, ()),
         })), None),
         "machines": (lambda c: _named(c, _machine), _REQUIRED),
-        "kernels": (lambda c: _named(c, _kernel(root)), _REQUIRED),
+        "kernels": (lambda c: _kernels(c, root), _REQUIRED),
         "images": (lambda c: _named(c, _image(root)), _REQUIRED),
         "tests": (lambda c: _named(c, _test), _REQUIRED),
         "defaults": (lambda c: c, _REQUIRED),
@@ -467,7 +552,7 @@ def load(path) -> Lab:
             raise f["defaults"].error(f"no {key} named '{d[key]}' in '{section}'", key)
     tests_ctx = top.child("tests")
     for test in sections["tests"].values():
-        for ref, section in (("machine", "machines"), ("image", "images")):
+        for ref, section in (("kernel", "kernels"), ("machine", "machines"), ("image", "images")):
             value = getattr(test, ref)
             if value is not None and value not in sections[section]:
                 raise tests_ctx.child(test.name).error(f"no {ref} named '{value}' in '{section}'", ref)

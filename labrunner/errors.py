@@ -32,6 +32,11 @@ class InfraError(LabError):
     exit_code = EXIT_INFRA
 
 
+class BuildError(LabError):
+    """The kernel did not build: the kernel's failure (exit 1), with the compiler's first errors."""
+    exit_code = EXIT_FAIL
+
+
 class QemuError(InfraError):
     """QEMU failed to start or died; keeps the tail of its stderr."""
 

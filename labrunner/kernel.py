@@ -1,8 +1,8 @@
-"""Kernels: from a bzImage path or a Debian kernel package, to a bootable image plus its modules.
+"""Kernels: from a bzImage path, a Debian kernel package or a source recipe, to a bootable image.
 
 A Debian package (such as linux-image-amd64 from bookworm-backports) is resolved through apt's own
 metadata to a concrete linux-image-<release> package and version, downloaded with apt-get and
-extracted into the cache once per version. Source recipes are built by the kernel-build issue.
+extracted into the cache once per version. Source recipes are built by labrunner.kbuild.
 """
 
 import dataclasses
@@ -29,6 +29,7 @@ class KernelArtifacts:
     release: str
     source: str
     modules: Optional[Path] = None  # lib/modules/<release>, for modular kernels
+    vmlinux: Optional[Path] = None  # for symbolising splats, when the lab built the kernel
 
 
 def bzimage_release(data: bytes) -> Optional[str]:
@@ -159,6 +160,8 @@ def resolve(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambd
         if shutil.which("apt-get") is None:
             raise InfraError("Debian kernel packages need apt-get on this host")
         return fetch_debian(kernel, cache, progress)
-    raise UserError(f"kernel '{kernel.name}' is a source recipe; building kernels from source is not "
-                    f"implemented yet (use a 'path' or 'debian_package' kernel)")
+    from . import kbuild  # building is the heavy path; one-off boots of a bzImage never need it
+    built = kbuild.build(kernel, cache, progress)
+    return KernelArtifacts(name=kernel.name, image=built.bzimage, release=read_release(built.bzimage),
+                           source=f"source:{built.key}", vmlinux=built.dir / "vmlinux")
 

@@ -100,7 +100,7 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
              duration: Optional[int] = None, progress: Callable[[str], None] = lambda s: None) -> Dict[str, Any]:
     """Boot, run TEST's workload, collect everything; the final run.json contents."""
     test = lab.pick("tests", test_name)
-    kernel_cfg = lab.pick("kernels", kernel)
+    kernel_cfg = lab.pick("kernels", kernel or test.kernel)
     if test.hotplug is not None:
         hotplug.check_machine(lab.pick("machines", test.machine))
     duration = duration or test.duration

@@ -14,7 +14,8 @@ codename=${VERSION_CODENAME:?cannot tell the Debian codename from /etc/os-releas
 backports="$codename-backports"
 qemu_min=10
 
-packages=(busybox-static dropbear-bin gcc libc6-dev python3-venv kmod)
+packages=(busybox-static dropbear-bin gcc libc6-dev python3-venv kmod
+          make flex bison bc libelf-dev libssl-dev xz-utils git ccache)  # the last line: kernel builds
 
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 

@@ -106,3 +106,42 @@ def test_cli_config_check_exits_2_with_one_line(write_lab):
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0
     assert f"{path}:7: machines.default.memroy: unknown key (did you mean 'memory'?)" in p.stderr
+
+
+SOURCE = GOOD.replace("""kernels:
+  k:
+    path: bzImage
+""", """kernels:
+  k:
+    path: bzImage
+  debug:
+    source:
+      debian_package: linux-source-6.12
+      config:
+        fragments: [frag.config]
+  debug-inject:
+    source: {base: debug, patches: [bug.patch]}
+""")
+
+
+def test_source_recipe_and_base(write_lab, tmp_path):
+    (tmp_path / "frag.config").write_text("CONFIG_KVM=y\n")
+    (tmp_path / "bug.patch").write_text("x")
+    lab = config.load(write_lab(SOURCE))
+    debug, inject = lab.kernels["debug"].source, lab.kernels["debug-inject"].source
+    assert debug.base_config == "x86_64_defconfig" and debug.fragments == (tmp_path / "frag.config",)
+    assert inject.patches == (tmp_path / "bug.patch",) and inject.fragments == debug.fragments
+
+
+def test_missing_patch_names_its_line(write_lab, tmp_path):
+    (tmp_path / "frag.config").write_text("CONFIG_KVM=y\n")
+    e = error_of(write_lab, SOURCE)
+    assert e.key == "kernels.debug-inject.source.patches" and e.line == 17
+    assert "bug.patch does not exist" in str(e)
+
+
+def test_base_must_be_a_source_kernel(write_lab, tmp_path):
+    (tmp_path / "frag.config").write_text("CONFIG_KVM=y\n")
+    (tmp_path / "bug.patch").write_text("x")
+    e = error_of(write_lab, SOURCE.replace("base: debug,", "base: k,"))
+    assert "'k' is not a source kernel defined above" in str(e)

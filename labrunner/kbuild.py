@@ -1,0 +1,286 @@
+"""Kernels built from source recipes: tree + patches + config fragments, out of tree, cached by content.
+
+- Source: Debian's linux-source-X package, unpacked once into the cache and made a git repository
+  (so patches apply the same way everywhere), or a git tree and ref (cloned --shared, never touched).
+- Patches: files, a `series` file or an mbox of a posted series, applied with `git am`. A patch that
+  does not apply is a user error naming the patch and the failing hunk.
+- Config: a base (`x86_64_defconfig` or a .config) plus fragments merged by scripts/kconfig/
+  merge_config.sh; every option the fragments ask for must be in the final .config, or the build
+  fails naming the dropped options (unless the recipe lists them as optional).
+- Build: `make O=` in one warm directory per (source, config), so the next patch set rebuilds only
+  what it touches; ccache when installed. Artifacts (bzImage, .config, System.map, vmlinux) are
+  cached under a key of source tree hash, patch contents, config inputs and compiler version.
+"""
+
+import dataclasses
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from . import process
+from .config import Kernel, SourceRecipe
+from .errors import BuildError, InfraError, UserError
+
+log = logging.getLogger(__name__)
+
+GIT_ID = ["-c", "user.name=labrunner", "-c", "user.email=labrunner@localhost"]
+BUILD_TIMEOUT = 3 * 3600
+ARTIFACTS = ("arch/x86/boot/bzImage", ".config", "System.map", "vmlinux")
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+    key: str
+    dir: Path
+
+    @property
+    def bzimage(self) -> Path:
+        return self.dir / "bzImage"
+
+
+def _git(repo: Path, *args: str, timeout: float = 600, what: str = "git") -> str:
+    return process.run(["git", "-C", str(repo), *GIT_ID, *args], timeout=timeout, what=what)
+
+
+# --- source trees --------------------------------------------------------------------------------
+
+
+def debian_source(package: str, cache: Path, progress: Callable[[str], None]) -> Path:
+    """A git repository of Debian's linux-source package in the cache, made once per version."""
+    from .kernel import resolve_debian_cached
+    name, version = resolve_debian_cached(package, None, cache)
+    repo = cache / "src" / f"{name}_{version}"
+    if (repo / ".git").is_dir():
+        return repo
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=repo.parent) as tmp:
+        progress(f"downloading {name} {version}")
+        process.run(["apt-get", "download", f"{name}={version}"], cwd=tmp, timeout=1800, what=f"downloading {name}")
+        (deb,) = Path(tmp).glob("*.deb")
+        progress(f"unpacking {name}")
+        process.run(["dpkg-deb", "-x", str(deb), f"{tmp}/pkg"], timeout=600, what="dpkg-deb")
+        (tarball,) = Path(tmp, "pkg", "usr", "src").glob("linux-source-*.tar.*")
+        process.run(["tar", "-xf", str(tarball), "-C", tmp], timeout=1200, what="unpacking the kernel source")
+        (tree,) = [p for p in Path(tmp).glob("linux-source-*") if p.is_dir()]
+        progress("making it a git repository")
+        _git(tree, "init", "-q", what="git init")
+        # Debian's top-level .gitignore ignores everything ("/*"): force, the tree is pristine.
+        _git(tree, "add", "-f", "-A", timeout=1800, what="git add")
+        _git(tree, "commit", "-q", "-m", f"{name} {version}", timeout=1800, what="git commit")
+        tree.rename(repo)
+    return repo
+
+
+def git_source(tree: Path, cache: Path) -> Path:
+    """A shared clone of the user's git TREE, so labrunner never changes it."""
+    repo = cache / "src" / ("git-" + hashlib.sha256(str(tree).encode()).hexdigest()[:12])
+    if not (repo / ".git").is_dir():
+        process.run(["git", "clone", "-q", "--shared", "--no-checkout", str(tree), str(repo)], timeout=1800,
+                    what=f"cloning {tree}")
+    else:
+        _git(repo, "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*",
+             timeout=1800, what=f"fetching {tree}")
+    return repo
+
+
+def source_commit(recipe: SourceRecipe, cache: Path, progress: Callable[[str], None]) -> Tuple[Path, str]:
+    """(repository, commit) the recipe builds on."""
+    if recipe.debian_package:
+        repo = debian_source(recipe.debian_package, cache, progress)
+        return repo, _git(repo, "rev-parse", "HEAD").strip()
+    repo = git_source(recipe.tree, cache)
+    try:
+        return repo, _git(repo, "rev-parse", "--verify", f"{recipe.ref}^{{commit}}").strip()
+    except InfraError:
+        raise UserError(f"{recipe.tree}: no commit '{recipe.ref}'") from None
+
+
+# --- patches -------------------------------------------------------------------------------------
+
+
+def patch_files(paths: Sequence[Path]) -> List[Path]:
+    """Patch files in order: a 'series' file lists its patches (one per line, # comments); an mbox or
+    a patch file is itself."""
+    out: List[Path] = []
+    for path in paths:
+        if path.name == "series" or path.suffix == ".series":
+            for line in path.read_text().splitlines():
+                line = line.split("#", 1)[0].strip()
+                if line:
+                    out.append(path.parent / line)
+        else:
+            out.append(path)
+    for p in out:
+        if not p.is_file():
+            raise UserError(f"patch {p} does not exist")
+    return out
+
+
+_FAILED_HUNK = re.compile(r"^(error: patch failed: .*|error: .*: patch does not apply|Patch failed at .*)$", re.M)
+
+
+def apply_patches(src: Path, base: str, patches: Sequence[Path]) -> None:
+    """Reset SRC to BASE and apply PATCHES in order (git am; plain diffs with git apply); a clear error
+    naming the patch and the hunk that failed."""
+    subprocess.run(["git", "-C", str(src), "am", "--abort"], capture_output=True, timeout=600)  # a stale one
+    _git(src, "checkout", "-q", "-f", "--detach", base, timeout=1800, what="git checkout")
+    for patch in patches:
+        if patch.read_bytes().startswith(b"From "):  # a mail (git format-patch, an mbox): git am
+            argv = [["git", "-C", str(src), *GIT_ID, "am", "-q", "--keep-cr", str(patch)]]
+        else:  # a plain diff: apply it and commit it under its file name
+            argv = [["git", "-C", str(src), "apply", "--index", str(patch)],
+                    ["git", "-C", str(src), *GIT_ID, "commit", "-q", "-m", patch.name]]
+        for step in argv:
+            p = subprocess.run(step, capture_output=True, text=True, timeout=600)
+            if p.returncode != 0:
+                break
+        if p.returncode != 0:
+            subprocess.run(["git", "-C", str(src), "am", "--abort"], capture_output=True, timeout=600)
+            details = "\n".join(_FAILED_HUNK.findall(p.stdout + p.stderr)) or (p.stdout + p.stderr).strip()[-800:]
+            raise UserError(f"patch {patch} does not apply on {base[:12]}:\n{details}")
+
+
+# --- config --------------------------------------------------------------------------------------
+
+_OPTION = re.compile(r"^(CONFIG_\w+)=(.*)$|^# (CONFIG_\w+) is not set$")
+
+
+def read_options(text: str) -> Dict[str, str]:
+    """CONFIG_X -> value ('n' for '# CONFIG_X is not set' and for '=n')."""
+    options = {}
+    for line in text.splitlines():
+        m = _OPTION.match(line.strip())
+        if m:
+            name = m.group(1) or m.group(3)
+            options[name] = "n" if m.group(3) or m.group(2) == "n" else m.group(2)
+    return options
+
+
+def dropped_options(wanted: Dict[str, str], final: Dict[str, str], optional: Sequence[str]) -> List[str]:
+    """Options the fragments asked for that the final .config does not have as asked."""
+    bad = []
+    for name, value in wanted.items():
+        got = final.get(name, "n")
+        if got != value and name not in optional:
+            bad.append(f"{name}={value} (got {name}={got})" if got != "n" else f"{name}={value} (not set)")
+    return bad
+
+
+def configure(src: Path, out: Path, recipe: SourceRecipe, env: Dict[str, str]) -> None:
+    base = recipe.base_config
+    base_path = src / "arch" / "x86" / "configs" / base if re.fullmatch(r"\w+_defconfig", base) else Path(base)
+    if not base_path.is_file():
+        raise UserError(f"config base {base} not found ({base_path})")
+    argv = ["scripts/kconfig/merge_config.sh", "-O", str(out), str(base_path), *map(str, recipe.fragments)]
+    log.info("$ (cd %s && %s)", src, process.command_line(argv))
+    p = subprocess.run(argv, cwd=src, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
+    if p.returncode != 0:
+        raise BuildError(f"merge_config.sh failed:\n{(p.stdout + p.stderr)[-2000:]}")
+    wanted: Dict[str, str] = {}
+    for fragment in recipe.fragments:
+        wanted.update(read_options(fragment.read_text()))
+    bad = dropped_options(wanted, read_options((out / ".config").read_text()), recipe.optional)
+    if bad:
+        raise UserError("Kconfig dropped options the fragments ask for (a missing dependency?); fix the "
+                        "fragment or list them under config.optional:\n  " + "\n  ".join(bad))
+
+
+# --- build ---------------------------------------------------------------------------------------
+
+
+def _compiler() -> str:
+    return process.run(["gcc", "--version"], timeout=30, what="gcc --version").splitlines()[0]
+
+
+def build_key(tree_hash: str, patches: Sequence[Path], recipe: SourceRecipe) -> str:
+    h = hashlib.sha256(f"labrunner-kbuild-1\0{tree_hash}\0".encode())
+    for patch in patches:
+        h.update(hashlib.sha256(patch.read_bytes()).digest())
+    h.update(f"\0{recipe.base_config}\0{','.join(recipe.optional)}\0".encode())
+    if not re.fullmatch(r"\w+_defconfig", recipe.base_config):
+        h.update(Path(recipe.base_config).read_bytes())
+    for fragment in recipe.fragments:
+        h.update(fragment.read_bytes())
+    h.update(_compiler().encode())
+    return h.hexdigest()[:16]
+
+
+def cached(kernel: Kernel, cache: Path) -> Optional[Built]:
+    """The newest built artifacts of KERNEL in the cache, without building (for `kernel list`)."""
+    dirs = sorted((cache / "kernels" / "built").glob(f"{kernel.name}-*/bzImage"), key=lambda p: p.stat().st_mtime)
+    return Built(dirs[-1].parent.name.rsplit("-", 1)[-1], dirs[-1].parent) if dirs else None
+
+
+def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda s: None,
+          extra_patches: Sequence[Path] = ()) -> Built:
+    """Build KERNEL's recipe (plus EXTRA_PATCHES); at once from the cache when its key was built before."""
+    recipe = kernel.source
+    repo, commit = source_commit(recipe, cache, progress)
+    tree_hash = _git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
+    patches = patch_files([*recipe.patches, *extra_patches])
+    key = build_key(tree_hash, patches, recipe)
+    dest = cache / "kernels" / "built" / f"{kernel.name}-{key}"
+    if (dest / "bzImage").is_file():
+        return Built(key, dest)
+    # One warm build directory per (source tree, config): variants differing by patches share it.
+    config_key = hashlib.sha256((tree_hash + recipe.base_config + "".join(
+        f.read_text() for f in recipe.fragments)).encode()).hexdigest()[:12]
+    work = cache / "build" / f"{repo.name}-{config_key}"
+    src, out = work / "src", work / "out"
+    if not (src / ".git").exists():
+        work.mkdir(parents=True, exist_ok=True)
+        _git(repo, "worktree", "prune", what="git worktree prune")
+        _git(repo, "worktree", "add", "-q", "--detach", str(src), commit, timeout=1800, what="git worktree add")
+    progress(f"applying {len(patches)} patches" if patches else "checking out the source")
+    apply_patches(src, commit, patches)
+    out.mkdir(parents=True, exist_ok=True)
+    env = {"KBUILD_BUILD_USER": "labrunner", "KBUILD_BUILD_HOST": "labrunner"}
+    progress("configuring")
+    configure(src, out, recipe, env)
+    log_path = work / "build.log"
+    _make(src, out, env, log_path, progress)
+    staging = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for artifact in ARTIFACTS:
+        if (out / artifact).exists():
+            shutil.copy2(out / artifact, staging / Path(artifact).name)
+    shutil.copy2(log_path, staging / "build.log")
+    os.replace(staging, dest)
+    return Built(key, dest)
+
+
+def _make(src: Path, out: Path, env: Dict[str, str], log_path: Path, progress: Callable[[str], None]) -> None:
+    jobs = (os.cpu_count() or 1) + 1
+    argv = ["make", "-C", str(src), f"O={out}", f"-j{jobs}", "bzImage"]
+    if shutil.which("ccache"):
+        argv.insert(1, "CC=ccache gcc")
+    log.info("$ %s", process.command_line(argv, env))
+    t0 = time.monotonic()
+    with open(log_path, "w") as logf:
+        logf.write(f"$ {process.command_line(argv, env)}\n")
+        logf.flush()
+        proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                             env={**os.environ, **env})
+        errors: List[str] = []
+        try:
+            for line in proc.stdout:
+                logf.write(line)
+                if re.search(r"\berror\b|Error \d", line) and len(errors) < 20:
+                    errors.append(line.rstrip())
+                if line.startswith("  CC ") or line.startswith("  LD "):
+                    progress(f"building ({time.monotonic() - t0:.0f} s): {line.strip()}")
+                if time.monotonic() - t0 > BUILD_TIMEOUT:
+                    raise InfraError(f"kernel build exceeded {BUILD_TIMEOUT} s; see {log_path}")
+            proc.wait(timeout=60)
+        finally:
+            process.stop(proc)
+    if proc.returncode != 0:
+        raise BuildError("kernel build failed; first errors:\n" + "\n".join(errors[:10]) + f"\nfull log: {log_path}")
