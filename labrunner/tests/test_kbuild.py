@@ -3,7 +3,6 @@ few lines of shell. The real build is exercised end to end by the injected-kerne
 import struct
 import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 
