@@ -73,17 +73,24 @@ def cmd_config_check(args) -> int:
 
 
 def cmd_prepare(args) -> int:
-    """Fetch the kernel, build the image, probe the accelerator: everything a boot needs."""
+    """Get or build the kernels, build the image, probe the accelerator: everything a boot needs, for the
+    default (one-off boot) kernel and the default test's kernel."""
     lab = _load(args)
+    kernels = [args.kernel] if args.kernel else list(dict.fromkeys(
+        [lab.defaults.kernel, lab.tests[lab.defaults.test].kernel or lab.defaults.kernel]))
     progress = Progress()
+    sessions = []
     try:
-        session = Session(lab, BootSpec(kernel=args.kernel, image=args.image), Path("."), progress)
-        session.prepare()
+        for name in kernels:
+            session = Session(lab, BootSpec(kernel=name, image=args.image), Path("."), progress)
+            session.prepare()
+            sessions.append(session)
     finally:
         progress.close()
-    print(f"kernel  {session.kernel.name}: {session.kernel.release} ({session.kernel.image})")
-    print(f"initrd  {session.initrd}")
-    print(f"qemu    {session.qemu_version}, accel {session.accel.name}: {session.accel.reason}")
+    for session in sessions:
+        print(f"kernel  {session.kernel.name}: {session.kernel.release} ({session.kernel.source})")
+    print(f"initrd  {sessions[-1].initrd}")
+    print(f"qemu    {sessions[-1].qemu_version}, accel {sessions[-1].accel.name}: {sessions[-1].accel.reason}")
     return EXIT_PASS
 
 
@@ -266,9 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("files", nargs="+", type=Path, metavar="FILE")
     sp.set_defaults(func=cmd_splats)
 
-    pr = sub.add_parser("prepare", help="fetch the kernel, build the image, probe the accelerator",
-                        description="Do everything a boot needs ahead of time (make run and make test call it).")
-    pr.add_argument("--kernel", help="kernel name from lab.yaml (default: defaults.kernel)")
+    pr = sub.add_parser("prepare", help="get or build the kernels, build the image, probe the accelerator",
+                        description="Do everything a boot needs ahead of time, for the default kernel and the "
+                                    "default test's kernel (make run and make test call it).")
+    pr.add_argument("--kernel", help="only this kernel from lab.yaml")
     pr.add_argument("--image", help="image name from lab.yaml (default: defaults.image)")
     pr.set_defaults(func=cmd_prepare)
     return p

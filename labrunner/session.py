@@ -26,8 +26,9 @@ from .qmp import Monitor
 
 log = logging.getLogger(__name__)
 
-READY = r"labrunner-init: guest ready"
-SSHD_UP = r"labrunner-init: sshd listening"
+# Matched without the "labrunner-init: " prefix: a kernel message can land in the middle of the line.
+READY = r"guest ready \S"
+SSHD_UP = r"sshd listening"
 
 
 @dataclasses.dataclass
@@ -110,7 +111,8 @@ class Session:
         listening = threading.Event()
 
         def on_line(line: str) -> None:
-            if re.search(SSHD_UP, line):
+            # By the ready line dropbear listens too, should its own line have been garbled.
+            if re.search(SSHD_UP, line) or re.search(READY, line):
                 listening.set()
 
         def connect() -> None:

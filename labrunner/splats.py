@@ -69,7 +69,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"_raw_\w+", r"__raw_\w+", r"do_raw_\w+", r"queued_\w*lock\w*", r"native_queued\w+",
     r"\w*spin_lock\w*", r"\w*spin_unlock\w*", r"\w*read_lock\w*", r"\w*write_lock\w*",
     r"__mutex_\w+", r"mutex_\w+", r"\w*rwsem\w*", r"down_\w+", r"down", r"up_\w+", r"up",
-    r"__down\w*", r"__up\w*", r"lock_sock\w*", r"release_sock", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
+    r"__down\w*", r"__up\w*", r"__?percpu_(?:down|up)_\w+", r"percpu_rwsem_\w+", r"lock_sock\w*", r"release_sock", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
     r"kasan_\w+", r"__kasan_\w+", r"check_memory_region\w*", r"__asan_\w+", r"asan_\w+", r"kmsan_\w+",
     r"__msan_\w+", r"ubsan_\w+", r"__ubsan_\w+", r"memcpy\w*", r"memset\w*", r"memmove\w*", r"strlen",
     r"strcmp", r"strncpy", r"__memcpy\w*", r"__memset\w*", r"copy_user\w*", r"_copy_to_user", r"_copy_from_user",
