@@ -66,9 +66,10 @@ def _load(args) -> config.Lab:
 
 def cmd_config_check(args) -> int:
     lab = _load(args)
+    test = lab.tests[lab.defaults.test]
     print(f"{lab.path}: ok: {len(lab.machines)} machines, {len(lab.kernels)} kernels, "
-          f"{len(lab.images)} images, {len(lab.tests)} tests; default test '{lab.defaults.test}' "
-          f"on kernel '{lab.defaults.kernel}'")
+          f"{len(lab.images)} images, {len(lab.tests)} tests; default test '{test.name}' "
+          f"on kernel '{test.kernel or lab.defaults.kernel}'")
     return EXIT_PASS
 
 

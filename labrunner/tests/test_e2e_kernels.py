@@ -33,7 +33,8 @@ def test_stable_debug_builds_from_cache_and_passes(tmp_path):
     assert f"key {key}" in again.stdout and time.monotonic() - t0 < 60, "nothing changed: from the cache"
     p, record, _ = run_record(tmp_path, "vm-churn-hotplug", "--kernel", "stable-debug", "--duration", "60")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert record["verdict"] == "pass" and record["splats"] == []
+    assert record["verdict"] == "pass"
+    assert all(s["ignored"] for s in record["splats"]), record["splats"]  # see ignore_splats in lab.yaml
     assert record["kernel"]["source"].startswith("source:")
     assert record["hotplug"]["plugged"] >= 3 and record["workload"]["vm_cycles"] >= 100
 
