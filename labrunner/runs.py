@@ -127,14 +127,14 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
             record.update(**_session_fields(session), phases={"boot_s": round(session.boot_s, 3), "workload_s": None})
             _, release = session.ssh.output("uname -r", timeout=60)
             record.data["kernel"]["release"] = release.strip()
-            verdict, reason = _workload(session, test, duration, outdir, record, progress, collector)
+            verdict, reason, hung = _workload(session, test, duration, outdir, record, progress, collector)
             collector.finish_console()
-            if not reason.startswith("hang"):  # a hung guest may not answer; its console was kept
+            if not hung:  # a hung guest may not answer; its console was kept
                 progress("collecting dmesg")
                 dmesg = _dmesg(session)
                 (outdir / "dmesg.txt").write_bytes(dmesg)
                 collector.add_dmesg(dmesg.decode("utf-8", "replace"))
-            verdict, reason = _judge(verdict, reason, collector)
+            verdict, reason = _judge(verdict, reason, collector, keep_reason=hung)
             record.update(splats=collector.summary())
             record.finish(verdict, reason)
         except LabError as e:
@@ -142,7 +142,7 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
             collector.finish_console()
             record.update(splats=collector.summary())
             if collector.failures():  # the kernel said why it went (a panic ends QEMU: -no-reboot)
-                record.finish(*_judge(FAIL, f"then {e}".splitlines()[0], collector))
+                record.finish(*_judge(FAIL, str(e).splitlines()[0], collector, keep_reason=True))
             else:
                 record.finish(ERROR, str(e))
         except BaseException as e:  # Ctrl-C, SIGTERM (as SystemExit): record, then let it end the program
@@ -246,7 +246,7 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
     t0 = time.monotonic()
     last_output = [t0]
     stdout: List[bytes] = []
-    verdict = None
+    verdict, hung = None, False
     with open(outdir / "workload.log", "wb") as out:
         def sink(keep: bool):
             def write(data: bytes) -> None:
@@ -277,33 +277,34 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
         except CommandTimeout as e:
             status, verdict = None, (FAIL, f"workload timed out: {e}")
         except Hang as e:
-            status, verdict = None, (FAIL, str(e))
+            status, verdict, hung = None, (FAIL, str(e)), True
         except SplatStop:
             status, verdict = None, (FAIL, "stopped at the first splat")
         finally:
             if controller is not None:
                 controller.stop()
                 record.update(hotplug=controller.summary())
-    if verdict is not None and verdict[1].startswith("hang"):
+    if hung:
         progress("hang: gathering evidence")
         record.update(hang_evidence=_hang_evidence(session))
     record.data["phases"]["workload_s"] = round(time.monotonic() - t0, 3)
     record.update(workload_exit=status, workload=_last_json(b"".join(stdout).decode("utf-8", "replace")))
     if verdict is not None:
-        return verdict
+        return (*verdict, hung)
     if status != 0:
-        return FAIL, f"workload exited with status {status}"
-    return PASS, "workload ended cleanly"
+        return FAIL, f"workload exited with status {status}", False
+    return PASS, "workload ended cleanly", False
 
 
-def _judge(verdict: str, reason: str, collector: SplatCollector) -> Tuple[str, str]:
-    """A kernel report fails the run, named by the first one; a hang after it is said too."""
+def _judge(verdict: str, reason: str, collector: SplatCollector, keep_reason: bool) -> Tuple[str, str]:
+    """A kernel report fails the run, named by the first one; KEEP_REASON adds what came after it (a
+    hang, or QEMU's end after a panic)."""
     failures = collector.failures()
     if not failures:
         return verdict, reason
     why = failures[0].title + (f" ({len(failures)} reports)" if len(failures) > 1 else "")
-    if reason.startswith(("hang", "then ")):
-        why += f"; {reason}" if reason.startswith("then ") else f"; then {reason}"
+    if keep_reason:
+        why += f"; then {reason}"
     return FAIL, why
 
 
