@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__, config, runs, splats
+from . import __version__, config, kbuild, runs, splats
 from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, LabError, UserError
 from .guest import CommandTimeout
 from .session import BootSpec, Session
@@ -178,7 +178,6 @@ def cmd_splats(args) -> int:
 
 
 def cmd_kernel_build(args) -> int:
-    from . import kbuild
     lab = _load(args)
     kernel = lab.pick("kernels", args.name)
     if kernel.kind != "source":
@@ -195,7 +194,6 @@ def cmd_kernel_build(args) -> int:
 
 
 def cmd_kernel_list(args) -> int:
-    from . import kbuild
     lab = _load(args)
     for kernel in lab.kernels.values():
         if kernel.kind == "source":

@@ -384,15 +384,6 @@ def _kernel(root: Path):
     return check
 
 
-def _existing_file(root: Path):
-    def check(ctx: _Ctx) -> Path:
-        path = _path_in(root)(ctx)
-        if not path.is_file():
-            raise ctx.error(f"{path} does not exist")
-        return path
-    return check
-
-
 def _file_list(root: Path):
     def check(ctx: _Ctx) -> Tuple[Path, ...]:
         if not isinstance(ctx.node, list):

@@ -54,7 +54,7 @@ def _git(repo: Path, *args: str, timeout: float = 600, what: str = "git") -> str
 
 def debian_source(package: str, cache: Path, progress: Callable[[str], None]) -> Path:
     """A git repository of Debian's linux-source package in the cache, made once per version."""
-    from .kernel import resolve_debian_cached
+    from .kernel import resolve_debian_cached  # kernel imports this module: resolve at call time
     name, version = resolve_debian_cached(package, None, cache)
     repo = cache / "src" / f"{name}_{version}"
     if (repo / ".git").is_dir():
@@ -126,10 +126,15 @@ def patch_files(paths: Sequence[Path]) -> List[Path]:
 _FAILED_HUNK = re.compile(r"^(error: patch failed: .*|error: .*: patch does not apply|Patch failed at .*)$", re.M)
 
 
+def _am_abort(src: Path) -> None:
+    """End a git am in progress, if any (it fails harmlessly when there is none)."""
+    subprocess.run(["git", "-C", str(src), "am", "--abort"], capture_output=True, timeout=600)
+
+
 def apply_patches(src: Path, base: str, patches: Sequence[Path]) -> None:
     """Reset SRC to BASE and apply PATCHES in order (git am; plain diffs with git apply); a clear error
     naming the patch and the hunk that failed."""
-    subprocess.run(["git", "-C", str(src), "am", "--abort"], capture_output=True, timeout=600)  # a stale one
+    _am_abort(src)  # a stale one, from a run that was interrupted
     _git(src, "checkout", "-q", "-f", "--detach", base, timeout=1800, what="git checkout")
     for patch in patches:
         if patch.read_bytes().startswith(b"From "):  # a mail (git format-patch, an mbox): git am
@@ -142,7 +147,7 @@ def apply_patches(src: Path, base: str, patches: Sequence[Path]) -> None:
             if p.returncode != 0:
                 break
         if p.returncode != 0:
-            subprocess.run(["git", "-C", str(src), "am", "--abort"], capture_output=True, timeout=600)
+            _am_abort(src)
             details = "\n".join(_FAILED_HUNK.findall(p.stdout + p.stderr)) or (p.stdout + p.stderr).strip()[-800:]
             raise UserError(f"patch {patch} does not apply on {base[:12]}:\n{details}")
 

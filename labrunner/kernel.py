@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
-from . import process
+from . import kbuild, process
 from .config import Kernel
 from .errors import InfraError, UserError
 
@@ -29,7 +29,6 @@ class KernelArtifacts:
     release: str
     source: str
     modules: Optional[Path] = None  # lib/modules/<release>, for modular kernels
-    vmlinux: Optional[Path] = None  # for symbolising splats, when the lab built the kernel
 
 
 def bzimage_release(data: bytes) -> Optional[str]:
@@ -160,8 +159,7 @@ def resolve(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambd
         if shutil.which("apt-get") is None:
             raise InfraError("Debian kernel packages need apt-get on this host")
         return fetch_debian(kernel, cache, progress)
-    from . import kbuild  # building is the heavy path; one-off boots of a bzImage never need it
     built = kbuild.build(kernel, cache, progress)
     return KernelArtifacts(name=kernel.name, image=built.bzimage, release=read_release(built.bzimage),
-                           source=f"source:{built.key}", vmlinux=built.dir / "vmlinux")
+                           source=f"source:{built.key}")
 

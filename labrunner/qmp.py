@@ -12,9 +12,9 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
-from qemu.qmp import EventListener, QMPClient, QMPError, Runstate
+from qemu.qmp import QMPClient, QMPError, Runstate
 
 from .errors import InfraError
 
@@ -45,8 +45,6 @@ class Monitor:
         self._thread = threading.Thread(target=self._loop.run_forever, name="qmp", daemon=True)
         self._thread.start()
         self._client = _LoggingClient("labrunner", self._journal)
-        self._listener = EventListener()  # keeps every event for wait_event()
-        self._client.register_listener(self._listener)
         try:
             self._call(self._client.connect(str(socket_path)), connect_timeout, "connect")
         except BaseException:
@@ -82,22 +80,6 @@ class Monitor:
 
     def execute(self, cmd: str, args: Optional[Dict[str, Any]] = None, timeout: float = 10.0) -> Any:
         return self._call(self._client.execute(cmd, args), timeout, cmd)
-
-    def wait_event(self, name: str, timeout: float, match: Optional[Dict[str, Any]] = None) -> Optional[Dict]:
-        """The next NAME event whose data includes MATCH, or None after TIMEOUT seconds."""
-        async def wait():
-            while True:
-                event = await self._listener.get()
-                data = event.get("data", {})
-                if event["event"] == name and all(data.get(k) == v for k, v in (match or {}).items()):
-                    return dict(event)
-        try:
-            return self._call(asyncio.wait_for(wait(), timeout), timeout + 1, f"wait for {name}")
-        except InfraError:
-            return None
-
-    def drain_events(self) -> List[Dict]:
-        return [dict(e) for e in self._listener.clear()]
 
     def quit(self, timeout: float = 5.0) -> None:
         try:
