@@ -46,7 +46,8 @@ def clean(line: str) -> str:
 # --- frames --------------------------------------------------------------------------------------
 
 _FUNC = r"([A-Za-z_.$][\w.$]*)"
-_FRAME = re.compile(r"^\s*(?:\[<?[0-9a-f]+>?\]\s*)*(\?\s+)?" + _FUNC + r"\+0x[0-9a-f]+/0x[0-9a-f]+")
+# "f+0x1a/0x40", or a symbolised inlined frame "f mm/slub.c:123 [inline]" that has no offset.
+_FRAME = re.compile(r"^\s*(?:\[<?[0-9a-f]+>?\]\s*)*(\?\s+)?" + _FUNC + r"(?:\+0x[0-9a-f]+/0x[0-9a-f]+| \S+:\d+ \[inline\])")
 _RIP = re.compile(r"(?:RIP: \d{4}:|RIP: |(?:^|\s)IP: |EIP: (?:\d{4}:)?|PC is at |pc : |epc : |NIP \[[0-9a-f]+\] )(?:\[<[0-9a-f]+>\]\s*)*"
                   + _FUNC + r"\+0x")
 _AT = re.compile(r"\bat: (?:[0-9a-f]{8,}\s+)?(?:\[<[0-9a-f]+>\]\s*)*" + _FUNC + r"\+0x")
@@ -58,7 +59,7 @@ _SYSCALL = re.compile(r"^(?:__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_s
 _SKIP = re.compile("^(?:" + "|".join([
     r"dump_stack\w*", r"__dump_stack", r"show_stack", r"show_regs\w*", r"sched_show_task", r"print_\w+",
     r"\w*printk\w*", r"panic", r"\w+_panic", r"assertfail", r"dump_backtrace",
-    r"str\w+", r"mem(?:cmp|chr|scan|dup)\w*", r"\w*string", r"vsnprintf", r"v?snprintf", r"sprintf", r"pointer",
+    r"str(?:n?cpy|l?cat|n?cmp|n?len|r?chr|n?str|sep|scpy|lcpy|ncat|n?casecmp|n?dup|pbrk|c?spn)\w*", r"string\w*", r"mem(?:cmp|chr|scan|dup)\w*", r"\w*string", r"vsnprintf", r"v?snprintf", r"sprintf", r"pointer",
     r"read_word_at_a_time", r"crc\d+\w*", r"\w*atomic_\w+", r"test_and_\w+", r"(?:__)?(?:set|clear|change)_bit",
     r"__wake_up\w*", r"console_unlock", r"__do_kernel_fault", r"register_lock_class", r"reacquire_held_locks",
     r"__should_\w+", r"should_\w+", r"__warn\w*", r"warn_\w+", r"report_bug", r"handle_bug", r"fixup_bug",
@@ -102,41 +103,79 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"csd_lock_wait", r"__hrtimer_run_queues", r"hrtimer_interrupt", r"irqentry_\w+",
     r"usercopy_\w+", r"__check_object_size", r"check_object_size", r"check_heap_object",
     r"kobject_\w+", r"kref_put", r"debug_print_object", r"fput\w*", r"__fput", r"task_work_run", r"exit_to_\w+",
+    # Printing: a bad pointer handed to printk faults in the formatter, not in its caller.
+    r"v?scnprintf", r"va_format", r"hex_string", r"hex_dump\w*", r"print_hex_dump\w*", r"vprintk\w*",
+    r"_?_?dev_(?:v?printk\w*|info|warn|err|notice|dbg)", r"netdev_(?:info|warn|err|printk)",
+    # Library helpers that trip over their caller's object: timers, work items, hash tables, xarrays,
+    # id allocators, ref trackers, sysfs, inodes.
+    r"lock_timer_base", r"__?try_to_del_timer\w*", r"__?(?:timer_delete|del_timer)\w*", r"sk_stop_timer\w*",
+    r"__queue_work", r"queue_\w*work_on", r"__queue_delayed_work", r"insert_work",
+    r"rhashtable_\w+", r"__rhashtable_\w+", r"xas_\w+", r"xa_\w+", r"__xa_\w+", r"find_lock_entries",
+    r"truncate_inode_pages\w*", r"ida_\w+", r"idr_\w+", r"ref_tracker_\w+", r"sysfs_\w+", r"device_remove_\w+",
+    r"device_add", r"get_device_parent", r"add_uevent_var", r"devres_release_all", r"iput", r"d?put", r"fast_dput",
+    r"drop_nlink", r"mark_buffer_dirty", r"usb_kill_urb", r"__vmalloc\w*", r"vmalloc\w*", r"vzalloc\w*",
+    r"(?:copy|_copy)_(?:to|from)_iter\w*", r"copy_page_(?:to|from)_iter\w*",
+    r"stack_trace_\w+", r"arch_stack_walk", r"__kasan\w*", r"____kasan\w*",
+    r"do_tag_check_fault", r"do_mem_abort", r"__do_kernel_fault", r"panic_saved_regs", r"__rela_dyn_start",
+    r"skb_(?:put|push|pull|over_panic|under_panic|panic)\w*", r"__phys_addr", r"folio_unlock", r"unlock_page",
+    r"usb_start_wait_urb", r"usb_control_msg", r"usb_bulk_msg", r"__?wait_rcu_gp",
 ]) + r")$")
 
+# Names that stand for one thing whatever variant the stack shows, as syzbot's titles have them.
+_CANONICAL = [(re.compile(p), name) for p, name in [
+    (r"^(?:__)?synchronize_(?:rcu|sched|srcu)\w*$", "synchronize_rcu"),
+    (r"^smp_call_function\w*$|^on_each_cpu\w*$", "smp_call_function"),
+]]
 
-_SYSCALL_FRAME = re.compile(r"^(?:SyS_|sys_|__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_sys_|compat_SyS_)(\w+)$")
-# Syscalls that say little on their own: a stall in them is named by the function they led to.
-_MULTIPLEXERS = {"ioctl", "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev",
-                 "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "sendto", "recvfrom", "connect", "bind",
-                 "accept", "accept4", "listen", "setsockopt", "getsockopt", "splice", "sendfile64",
-                 "compat_ioctl", "socketcall", "ipc", "futex"}
-_GENERIC = re.compile(r"^(?:do_vfs_ioctl|vfs_\w+|__vfs_\w+|ksys_\w+|__sys_\w+|___sys_\w+|sock_\w+|__sock_\w+|"
-                      r"new_sync_\w+|do_iter_\w+|do_loop_readv_writev|do_readv|do_writev|vfs_ioctl|"
-                      r"compat_sys_\w+|__do_compat_sys_\w+|\w*compat_\w*ioctl|do_syscall_\w+|SYSC_\w+|C_SYSC_\w+|"
-                      r"security_\w+|__se_\w+|__do_sys_\w+|__x64_sys_\w+|SyS_\w+|sys_\w+)$")
+
+# A stall loops somewhere inside a call, so its top frame is chance. It is named by an anchor: a frame
+# that says what the looping code was doing. The rows are tried in order; "callee" names the stall by
+# the function the anchor called (the handler a dispatcher picked), "self" by the anchor itself.
+_STALL_ANCHORS = [(re.compile(p), how) for p, how in [
+    (r"^(?:smp_call_function|on_each_cpu)\w*$", "self"),
+    (r"^(?:__netif_receive_skb\w*|rtnetlink_rcv_msg|nfnetlink_rcv_msg|genl_family_rcv_msg\w*|genl_rcv_msg)$",
+     "callee"),
+    (r"^__do_softirq$", "self"),
+    (r"^(?:mmap_region|__fput|task_work_run|__vfs_write|__vfs_read|new_sync_write|new_sync_read|__kernel_write|"
+     r"do_iter_readv_writev|__do_fault|do_dentry_open|cpu_startup_entry|__run_hrtimer|process_one_work)$",
+     "callee"),
+    (r"^\w+_ioctl$", "ioctl"),
+    (r"^(?:__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_sys_|SyS_|sys_)\w+$", "syscall"),
+]]
+_NOT_IOCTL = re.compile(r"^(?:do_vfs_ioctl|vfs_ioctl|ksys_ioctl|sock_ioctl|sock_do_ioctl|compat_\w*ioctl|"
+                        r"__\w+_sys_ioctl|SyS_ioctl|sys_ioctl|blkdev_ioctl)$")
 
 
 def stall_frame(functions: List[str]) -> Optional[str]:
-    """A stall loops somewhere inside a call: its top frame is chance. Name it by the syscall it is
-    in, or, for a syscall that multiplexes (ioctl, read, sendmsg, ...), by the first specific function
-    that syscall led to. None when the stack holds no syscall."""
-    for i, func in enumerate(functions):
-        sm = _SYSCALL_FRAME.match(_SUFFIX.sub("", func))
-        if not sm:
-            continue
-        name = sm.group(1)
-        if name in _MULTIPLEXERS:
-            for callee in reversed(functions[:i]):
-                callee = _SUFFIX.sub("", callee)
-                if not _GENERIC.match(callee) and not _SKIP.match(callee):
+    """The anchor-named frame of a stall's interrupted stack (top first); None when it has no anchor."""
+    names = [_SUFFIX.sub("", f) for f in functions]
+    for rx, how in _STALL_ANCHORS:
+        for i, name in enumerate(names):
+            if not rx.match(name):
+                continue
+            if how == "self":
+                return frame_name(name)
+            if how == "callee":
+                callee = names[i - 1] if i else None
+                if callee and not _SKIP.match(callee):
                     return callee
-        return f"sys_{name}" if func.startswith(("SyS_", "sys_")) else name
+            if how == "ioctl":
+                # The outermost driver ioctl handler, preferring a native one to its compat wrapper.
+                handlers = [n for n in names if rx.match(n) and not _NOT_IOCTL.match(n)]
+                if handlers:
+                    return next((n for n in reversed(handlers) if "compat" not in n), handlers[-1])
+            if how == "syscall":
+                # The outermost syscall frame: syzbot writes "sys_X" for the wrappers, "X" for old SyS_X.
+                outer = next(n for n in reversed(names) if rx.match(n))
+                return re.sub(r"^(?:__x64_|__ia32_|__arm64_|__se_|__do_)sys_", "sys_", outer).removeprefix("SyS_")
     return None
 
 
 def frame_name(func: str) -> str:
     func = _SUFFIX.sub("", func)
+    for rx, name in _CANONICAL:
+        if rx.match(func):
+            return name
     return _SYSCALL.sub("", func) or func
 
 
@@ -216,7 +255,7 @@ FORMATS: List[Format] = [
     # Hangs.
     _f("soft-lockup", r"BUG: soft lockup", "BUG: soft lockup in {frame}", anywhere=True),
     _f("hard-lockup", r"Watchdog detected hard LOCKUP", "BUG: hard lockup in {frame}", anywhere=True),
-    _f("hung-task", r"INFO: task .* blocked for more than \d+ seconds", "INFO: task hung in {frame}",
+    _f("hung-task", r"INFO: task .* blocked (?:in I/O wait )?for more than \d+ seconds", "INFO: task hung in {frame}",
        ("trace",)),
     _f("rcu-stall", r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected (?:expedited )?stall|"
                     r"INFO: rcu_(?:preempt|sched|bh) detected stalls?|rcu: INFO: rcu_\w+ (?:self-)?detected",
@@ -288,6 +327,7 @@ _END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Re
 _REG = re.compile(r"^(?:[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
                   r"Stack|EFLAGS|ORIG_RAX|PKRU|\s*<(?:/?TASK|/?IRQ|/?NMI|/?SOFTIRQ|EOI)>)")
 MAX_LINES = 400
+MAX_FOREIGN = 3  # non-trace lines a trace may hold before its end is declared
 
 
 # --- reports -------------------------------------------------------------------------------------
@@ -355,7 +395,8 @@ class Parser:
         self.line_no = 0
         self._fmt: Optional[Format] = None
         self._lines: List[str] = []
-        self._start = 0
+        self._start = self._last = 0
+        self._pending: List[str] = []
         self._match: Optional[re.Match] = None
         self._in_trace = False
         self._trace_seen = False
@@ -372,26 +413,41 @@ class Parser:
         header = self._header(line)
         if self._fmt is not None:
             if header is not None and not self._continues(header[0]):
-                done.append(self._finish(self.line_no - 1))
-            elif _END.match(line):
-                self._lines.append(line)
-                done.append(self._finish(self.line_no))
+                done.append(self._finish())
+            elif _END.match(line) and (self._trace_seen or not self._fmt.needs_frame):
+                # (Consoles interleave: syzkaller's logs show the stack after the panic's last words.)
+                self._take(line)
+                done.append(self._finish())
                 return done
-            elif self._trace_over(line) or len(self._lines) >= MAX_LINES:
-                done.append(self._finish(self.line_no - 1))
+            elif len(self._lines) >= MAX_LINES:
+                done.append(self._finish())
+            elif self._trace_over(line):
+                # Another CPU's or task's lines may land inside a trace: the trace is over only when
+                # no frame follows them.
+                self._pending.append(line)
+                if len(self._pending) <= MAX_FOREIGN:
+                    return done
+                done.append(self._finish())
             else:
-                self._lines.append(line)
+                self._take(line)
                 return done
         if header is not None:
             self._fmt, self._match = header
             self._lines, self._start = [line], self.line_no
+            self._last, self._pending = self.line_no, []
             self._in_trace = self._trace_seen = False
             tm = _KTIME.search(_CONSOLE_LOG.sub("", raw, count=1)[:40])
             self._time = float(tm.group(1)) if tm else None
         return done
 
     def flush(self) -> List[Report]:
-        return [self._finish(self.line_no)] if self._fmt is not None else []
+        return [self._finish()] if self._fmt is not None else []
+
+    def _take(self, line: str) -> None:
+        self._lines += self._pending
+        self._lines.append(line)
+        self._pending = []
+        self._last = self.line_no
 
     def _header(self, line: str) -> Optional[Tuple[Format, re.Match]]:
         if not _ANY_HEADER.search(line):
@@ -419,11 +475,14 @@ class Parser:
                 return False
             if self._trace_seen and self._fmt.needs_frame:
                 return not line.startswith(("Showing", "Modules linked in", "Allocated by", "Freed by",
-                                            "The buggy address", "Memory state", "Last potentially"))
+                                            "The buggy address", "Memory state", "Last potentially",
+                                            # a stall's other CPUs, dumped after the first stack
+                                            "Sending NMI", "NMI backtrace", "INFO: NMI handler", "rcu: ",
+                                            "RCU grace-period", "task:"))
         return False
 
-    def _finish(self, end_line: int) -> Report:
-        fmt, m, lines = self._fmt, self._match, self._lines
+    def _finish(self) -> Report:
+        fmt, m, lines, end_line = self._fmt, self._match, self._lines, self._last
         self._fmt = None
         frames = [{"function": frame_name(fm.group(2)), "raw": ln.strip()}
                   for ln in lines if (fm := _FRAME.match(ln)) and not fm.group(1)]
@@ -441,7 +500,7 @@ class Parser:
             if corrupted:
                 frame = None  # syzkaller names a WARNING without its stack "in corrupted"
         if fmt.name in ("rcu-stall", "soft-lockup"):
-            frame = stall_frame(self._interrupted(lines)) or frame
+            frame = next(filter(None, map(stall_frame, self._stacks(lines))), frame)
         if fmt.name == "kasan":
             if fields["kind"] == "double-free or invalid-free":
                 fields["kind"] = "invalid-free"
@@ -464,15 +523,18 @@ class Parser:
         return report
 
     @staticmethod
-    def _interrupted(lines: List[str]) -> List[str]:
-        """Frames of the context a timer interrupt caught: those after the last </IRQ>, if any."""
-        frames: List[str] = []
+    def _stacks(lines: List[str]) -> List[List[str]]:
+        """The report's stacks (one per trace or NMI backtrace), each top first with its RIP: a stall's
+        anchor may be in the interrupted context or in the softirq the interrupt ran."""
+        stacks: List[List[str]] = [[]]
         for ln in lines:
-            if ln.strip() in ("</IRQ>", "<EOI>"):
-                frames = []  # what came before was the interrupt itself
-            elif (fm := _FRAME.match(ln)) and not fm.group(1):
-                frames.append(fm.group(2))
-        return frames
+            if (_TRACE_START.match(ln) or ln.startswith("NMI backtrace")) and stacks[-1]:
+                stacks.append([])
+            if (fm := _FRAME.match(ln)) and not fm.group(1):
+                stacks[-1].append(fm.group(2))
+            elif rm := _RIP.search(ln):
+                stacks[-1].append(rm.group(1))
+        return stacks
 
     @staticmethod
     def _has_trace(lines: List[str]) -> bool:
