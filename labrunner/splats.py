@@ -70,7 +70,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"_raw_\w+", r"__raw_\w+", r"do_raw_\w+", r"queued_\w*lock\w*", r"native_queued\w+",
     r"\w*spin_lock\w*", r"\w*spin_unlock\w*", r"\w*read_lock\w*", r"\w*write_lock\w*",
     r"__mutex_\w+", r"mutex_\w+", r"\w*rwsem\w*", r"down_\w+", r"down", r"up_\w+", r"up",
-    r"__down\w*", r"__up\w*", r"__?percpu_(?:down|up)_\w+", r"percpu_rwsem_\w+", r"lock_sock\w*", r"release_sock", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
+    r"__down\w*", r"__up\w*", r"(?:__)?percpu_(?:down|up)_\w+", r"percpu_rwsem_\w+", r"lock_sock\w*", r"release_sock", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
     r"kasan_\w+", r"__kasan_\w+", r"check_memory_region\w*", r"__asan_\w+", r"asan_\w+", r"kmsan_\w+",
     r"__msan_\w+", r"ubsan_\w+", r"__ubsan_\w+", r"memcpy\w*", r"memset\w*", r"memmove\w*", r"strlen",
     r"strcmp", r"strncpy", r"__memcpy\w*", r"__memset\w*", r"copy_user\w*", r"_copy_to_user", r"_copy_from_user",
@@ -83,7 +83,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"preempt_\w+", r"__preempt\w*", r"__local_bh_enable\w*", r"local_bh_enable",
     r"__schedule", r"schedule", r"schedule_\w+", r"io_schedule\w*", r"preempt_schedule\w*", r"__wait_\w+",
     r"wait_for_\w+", r"do_wait_\w+", r"__flush_work", r"flush_work", r"__cancel_work\w*", r"cancel_work\w*",
-    r"\w+_lock_pair\w*", r"\w+_wait_urb", r"__x86_indirect_thunk_\w+", r"__?rb_\w+", r"\w+_is_static_object",
+    r"\w+_lock_pair\w*", r"\w+_wait_urb", r"__x86_indirect_thunk_\w+", r"(?:__)?rb_\w+", r"\w+_is_static_object",
     r"osq_lock", r"__this_cpu_preempt_check", r"check_preemption_disabled", r"rcu_gp_kthread", r"rcu_is_watching",
     r"__memmove", r"rcu_print_\w+", r"dump_cpu_task",
     r"rcu_\w*barrier", r"wait_event\w*", r"prepare_to_wait\w*", r"finish_wait", r"bit_wait\w*", r"out_of_line_wait\w*",
@@ -102,13 +102,13 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"lru_add_drain\w*", r"flush_smp_call\w*", r"generic_smp_call\w*", r"smp_call_function\w*", r"on_each_cpu\w*",
     r"csd_lock_wait", r"__hrtimer_run_queues", r"hrtimer_interrupt", r"irqentry_\w+",
     r"usercopy_\w+", r"__check_object_size", r"check_object_size", r"check_heap_object",
-    r"kobject_\w+", r"kref_put", r"debug_print_object", r"fput\w*", r"__fput", r"task_work_run", r"exit_to_\w+",
+    r"kobject_\w+", r"kref_put", r"debug_print_object", r"fput\w*", r"task_work_run", r"exit_to_\w+",
     # Printing: a bad pointer handed to printk faults in the formatter, not in its caller.
     r"v?scnprintf", r"va_format", r"hex_string", r"hex_dump\w*", r"print_hex_dump\w*", r"vprintk\w*",
     r"_?_?dev_(?:v?printk\w*|info|warn|err|notice|dbg)", r"netdev_(?:info|warn|err|printk)",
     # Library helpers that trip over their caller's object: timers, work items, hash tables, xarrays,
     # id allocators, ref trackers, sysfs, inodes.
-    r"lock_timer_base", r"__?try_to_del_timer\w*", r"__?(?:timer_delete|del_timer)\w*", r"sk_stop_timer\w*",
+    r"lock_timer_base", r"(?:__)?try_to_del_timer\w*", r"(?:__)?(?:timer_delete|del_timer)\w*", r"sk_stop_timer\w*",
     r"__queue_work", r"queue_\w*work_on", r"__queue_delayed_work", r"insert_work",
     r"rhashtable_\w+", r"__rhashtable_\w+", r"xas_\w+", r"xa_\w+", r"__xa_\w+", r"find_lock_entries",
     r"truncate_inode_pages\w*", r"ida_\w+", r"idr_\w+", r"ref_tracker_\w+", r"sysfs_\w+", r"device_remove_\w+",
@@ -118,7 +118,8 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"stack_trace_\w+", r"arch_stack_walk", r"__kasan\w*", r"____kasan\w*",
     r"do_tag_check_fault", r"do_mem_abort", r"__do_kernel_fault", r"panic_saved_regs", r"__rela_dyn_start",
     r"skb_(?:put|push|pull|over_panic|under_panic|panic)\w*", r"__phys_addr", r"folio_unlock", r"unlock_page",
-    r"usb_start_wait_urb", r"usb_control_msg", r"usb_bulk_msg", r"__?wait_rcu_gp",
+    r"usb_start_wait_urb", r"usb_control_msg", r"usb_bulk_msg", r"(?:__)?wait_rcu_gp",
+    r"device_release", r"complete", r"do_read_cache_\w+", r"__read_once\w*", r"read_once\w*", r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
 ]) + r")$")
 
 # Names that stand for one thing whatever variant the stack shows, as syzbot's titles have them.
@@ -194,7 +195,8 @@ class Format:
     """One kind of report. TITLE may use {frame} and the header's named groups (its crash type follows from
     the title: title_type). FRAME_FROM lists where
     the guilty function is looked for, in order: "header" (the header's <func> group), "at" (lockdep's
-    'at: F+0x' lines), "rip" (RIP/PC line), "trace" (call trace frames)."""
+    'at: F+0x' lines), "safe-at" (the stack under lockdep's "became ...-irq-safe at:"), "rip" (RIP/PC
+    line), "trace" (call trace frames)."""
     name: str
     header: Pattern
     title: str
@@ -218,21 +220,23 @@ FORMATS: List[Format] = [
     _f("irq-inversion", _LD + r"possible irq lock inversion dependency detected",
        "possible deadlock in {frame}", _LOCKDEP_AT),
     _f("irq-unsafe", _LD + r"(?:SOFT|HARD)IRQ-(?:safe|READ-safe) -> (?:SOFT|HARD)IRQ-unsafe lock order detected",
-       "possible deadlock in {frame}", _LOCKDEP_AT),
+       "possible deadlock in {frame}", ("safe-at", "at", "trace")),
     _f("inconsistent", _LD + r"inconsistent lock state", "inconsistent lock state in {frame}",
        ("at", "trace")),
     _f("bad-unlock", _LD + r"bad unlock balance detected!", "{kind}: bad unlock balance in {frame}", ("at", "trace")),
     _f("held-freed", _LD + r"held lock freed!", "{kind}: held lock freed in {frame}", ("at", "trace")),
     _f("held-return", _LD + r"lock held when returning to user space!",
        "{kind}: lock held when returning to user space in {frame}", ("at",)),
-    _f("still-held", _LD + r"(?:still has locks held!|.* is exiting with locks still held!)",
+    _f("still-held", _LD + r"(?:.*still has locks held!|.* is exiting with locks still held!)",
        "{kind}: still has locks held in {frame}", ("at", "trace")),
     _f("nested-lock", _LD + r"Nested lock was not taken", "{kind}: nested lock was not taken in {frame}", ("at", "trace")),
     _f("suspicious-rcu", _LD + r"suspicious RCU usage", "{kind}: suspicious RCU usage in {frame}", ("trace",)),
-    _f("invalid-wait", _LD + r"Invalid wait context", "BUG: Invalid wait context in {frame}",
-       ("at", "trace")),
+    # syzbot files an invalid wait context under lockdep's generic "locking bug".
+    _f("invalid-wait", _LD + r"Invalid wait context", "WARNING: locking bug in {frame}", ("trace", "at")),
+    _f("stack-regs", r"WARNING: kernel stack regs at (?P<addr>\S+)", "WARNING: kernel stack regs has bad {bp}value",
+       needs_frame=False),
     _f("non-static-key", r"INFO: trying to register non-static key",
-       "INFO: trying to register non-static key in {frame}", ("trace",)),
+       "INFO: trying to register non-static key in {frame}", ("trace",), anywhere=True),
     _f("lockdep-limit", r"BUG: (?P<what>MAX_\w+ too low!|lock held at task exit)", "BUG: {what}",
        needs_frame=False),
     # Atomicity.
@@ -244,7 +248,10 @@ FORMATS: List[Format] = [
                 r"(?P<at> at addr [0-9a-f]+)?", "KASAN: {kind}{access} in {frame}{at}", ("header", "rip", "trace"), anywhere=True),
     _f("kmsan", r"BUG: KMSAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KMSAN: {kind} in {frame}",
        ("header", "trace")),
-    _f("ubsan", r"UBSAN: (?P<kind>[\w-]+) in ", "UBSAN: {kind} in {frame}", ("trace",), anywhere=True),
+    _f("ubsan", r"UBSAN: (?P<kind>[\w-]+|Undefined behaviour) in ", "UBSAN: {kind} in {frame}", ("trace",), anywhere=True),
+    # SLUB's object tracking on old kernels: who allocated or freed what a check then tripped over.
+    _f("slub-track", r"INFO: (?P<what>Allocated|Freed) in (?P<func>[\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+ (?P<rest>age=\d+ cpu=\d+ pid=\d+)",
+       "INFO: {what} in {func} {rest}", needs_frame=False, anywhere=True),
     _f("gpf", r"^(?:Oops: )?general protection fault(?!.* ip:)", "general protection fault in {frame}"),
     _f("null-deref", r"(?:BUG: u|U)nable to handle kernel NULL pointer dereference|BUG: kernel NULL pointer dereference",
        "BUG: unable to handle kernel NULL pointer dereference in {frame}", anywhere=True),
@@ -273,15 +280,16 @@ FORMATS: List[Format] = [
 LOCKDEP_FORMATS = {f.name for f in FORMATS if f.header.pattern.startswith(_LD)} | {"non-static-key", "lockdep-limit"}
 
 # A WARNING's title says which subsystem's check fired, by the file it fired in or a message it printed.
+# The rules see "FILE:LINE FUNC" of the header, then its first lines.
 _WARNING_KINDS = [
     (re.compile(r"^lib/refcount\.c|refcount_t: "), "WARNING: refcount bug"),
-    (re.compile(r"^kernel/locking/"), "WARNING: locking bug"),
+    (re.compile(r"^kernel/locking/lockdep\.c"), "WARNING: locking bug"),
     (re.compile(r"^lib/debugobjects\.c|ODEBUG: "), "WARNING: ODEBUG bug"),
-    (re.compile(r"^mm/(?:slab_common|slab|slub|page_alloc|util)\.c"), "WARNING: kmalloc bug"),
+    (re.compile(r"^mm/\S+ (?:__)?kv?malloc\w*$"), "WARNING: kmalloc bug"),
     (re.compile(r"^lib/kobject\.c"), "WARNING: kobject bug"),
     (re.compile(r"^fs/proc/generic\.c"), "WARNING: proc registration bug"),
     (re.compile(r"^mm/usercopy\.c"), "WARNING: bad usercopy"),
-    (re.compile(r"zero-size vmalloc"), "WARNING: zero-size vmalloc"),
+    (re.compile(r"zero-size vmalloc|^mm/vmalloc\.c\S* __vmalloc_node"), "WARNING: zero-size vmalloc"),
 ]
 
 # A word every header has (test_every_format_has_a_keyword checks it): most lines have none, and a
@@ -491,7 +499,7 @@ class Parser:
         corrupted = fmt.needs_frame and (frame is None or not self._has_trace(lines))
         fields = dict(m.groupdict(default=""))
         if fmt.name == "warning":
-            fields["warning"] = self._warning_kind(fields.get("src", ""), lines)
+            fields["warning"] = self._warning_kind(f'{fields.get("src", "")} {_SUFFIX.sub("", fields.get("func", ""))}', lines)
             if fields["warning"] != "WARNING":
                 # A subsystem's check: the function it fired in is the checker, its caller the culprit.
                 checker = m.group("func")
@@ -499,15 +507,24 @@ class Parser:
                               if f["function"] != checker and good_frame(f["function"]) is not None), frame)
             if corrupted:
                 frame = None  # syzkaller names a WARNING without its stack "in corrupted"
+            if m.group("func") and _SUFFIX.sub("", m.group("func")) == "usb_submit_urb":
+                # A bad URB: the driver that submitted it is the news, usb_submit_urb the constant.
+                caller = next((f["function"] for f in frames if f["function"] != "usb_submit_urb"
+                               and good_frame(f["function"]) is not None), None) if not corrupted else None
+                frame = f"{caller or 'corrupted'}/usb_submit_urb"
         if fmt.name in ("rcu-stall", "soft-lockup"):
             frame = next(filter(None, map(stall_frame, self._stacks(lines))), frame)
+        if fmt.name == "ubsan" and fields["kind"] == "Undefined behaviour":
+            fields["kind"] = "undefined-behaviour"
+        if fmt.name == "stack-regs":
+            fields["bp"] = "'bp' " if re.fullmatch(r"[0-9a-f]+", fields["addr"]) else ""
         if fmt.name == "kasan":
             if fields["kind"] == "double-free or invalid-free":
                 fields["kind"] = "invalid-free"
             # Old kernels name the address in the header and say nothing of the access.
             fields["access"] = "" if fields["at"] else self._kasan_access(lines)
-        if frame is None and fmt.name in LOCKDEP_FORMATS and "{frame}" in fmt.title:
-            title = m.group(0).strip("[ ]")  # a lockdep report without its frame keeps its own words
+        if frame is None and fmt.name in LOCKDEP_FORMATS and not m.group(0).startswith("["):
+            title = m.group(0)  # a lockdep report without its frame keeps its own words (old "[ ...]" ones do not)
         else:
             title = fmt.title.format(frame=frame or "corrupted", **fields)
         report = Report(title=title, type=title_type(title), corrupted=corrupted, frame=frame, start_line=self._start,
@@ -577,6 +594,15 @@ class Parser:
                         am = am if am and not am.group(1) else None
                     func = am.group(am.lastindex) if am else None
                     if func and (name := good_frame(func)):
+                        return name
+            elif source == "safe-at":
+                # The irq-safe lock's first use, from an interrupt: where the inversion bites.
+                at = next((i for i, ln in enumerate(lines) if re.search(r"became \S+-irq-safe at:$", ln)), None)
+                for ln in lines[at + 1:] if at is not None else []:
+                    fm = _FRAME.match(ln)
+                    if not fm:
+                        break
+                    if not fm.group(1) and (name := good_frame(fm.group(2))):
                         return name
             elif source == "rip":
                 for ln in lines:
