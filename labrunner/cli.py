@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__, config, kbuild, runs, splats
+from . import __version__, config, kbuild, runs, splats, symbols
 from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, LabError, UserError
 from .guest import CommandTimeout
 from .session import BootSpec, Session
@@ -166,14 +166,26 @@ def cmd_splats(args) -> int:
         except OSError as e:
             print(f"labrunner: error: {path}: {e.strerror}", file=sys.stderr)
             return EXIT_USER
+    dump = {p: [r.to_dict() for r in reports] for p, reports in found.items()}
+    if args.vmlinux:
+        if not args.vmlinux.is_file():
+            print(f"labrunner: error: {args.vmlinux}: no such file", file=sys.stderr)
+            return EXIT_USER
+        try:
+            symbols.symbolize([r for reports in dump.values() for r in reports], args.vmlinux)
+        except LabError as e:
+            print(f"labrunner: error: {e}", file=sys.stderr)
+            return EXIT_USER
     if args.json:
-        dump = {p: [r.to_dict() for r in reports] for p, reports in found.items()}
         print(json.dumps(dump[str(args.files[0])] if len(args.files) == 1 else dump, indent=2))
     else:
         for path, reports in found.items():
-            for r in reports:
+            for r, d in zip(reports, dump[path]):
                 prefix = f"{path}:" if len(args.files) > 1 else ""
                 print(f"{prefix}{r.start_line}-{r.end_line}: {r.title} [{r.type}{', corrupted' if r.corrupted else ''}]")
+                if args.vmlinux:
+                    for frame in d["frames"]:
+                        print(f"    {frame['function']}  {frame.get('source', '?')}")
     return EXIT_FAIL if any(found.values()) else EXIT_PASS
 
 
@@ -269,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
                         epilog="Exit status: 0 no report, 1 at least one report, 2 error.")
     sp.add_argument("--json", action="store_true",
                     help="JSON: one file gives an array of reports; several give an object keyed by path")
+    sp.add_argument("--vmlinux", type=Path, metavar="VMLINUX",
+                    help="the kernel's vmlinux, with line tables: print each frame's file:line")
     sp.add_argument("files", nargs="+", type=Path, metavar="FILE")
     sp.set_defaults(func=cmd_splats)
 
@@ -305,6 +319,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("labrunner: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `labrunner splats ... | head`: the reader has seen enough
+        sys.stdout = None  # nothing more to flush into the closed pipe at exit
+        return 141
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 GIT_ID = ["-c", "user.name=labrunner", "-c", "user.email=labrunner@localhost"]
 BUILD_TIMEOUT = 3 * 3600
 ARTIFACTS = ("arch/x86/boot/bzImage", ".config", "System.map", "vmlinux")
+KEEP_WARM = 3  # warm build directories kept in the cache (3-5 GB each); the least recently built go
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +260,20 @@ def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda 
             shutil.copy2(out / artifact, staging / Path(artifact).name)
     shutil.copy2(log_path, staging / "build.log")
     os.replace(staging, dest)
+    prune_warm(work.parent, KEEP_WARM)
     return Built(key, dest)
+
+
+def prune_warm(root: Path, keep: int) -> List[Path]:
+    """Remove all but the KEEP most recently built warm directories under ROOT (each is gigabytes);
+    returns the removed ones. Their git worktree entries are pruned at the next checkout."""
+    def last_used(d: Path) -> float:
+        return (d / "build.log").stat().st_mtime if (d / "build.log").exists() else d.stat().st_mtime
+    dirs = sorted((d for d in root.iterdir() if d.is_dir()), key=last_used, reverse=True)
+    for old in dirs[keep:]:
+        log.info("removing the warm build directory %s (%d kept)", old, keep)
+        shutil.rmtree(old, ignore_errors=True)
+    return dirs[keep:]
 
 
 def _make(src: Path, out: Path, env: Dict[str, str], log_path: Path, progress: Callable[[str], None]) -> None:

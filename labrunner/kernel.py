@@ -29,6 +29,7 @@ class KernelArtifacts:
     release: str
     source: str
     modules: Optional[Path] = None  # lib/modules/<release>, for modular kernels
+    vmlinux: Optional[Path] = None  # with line tables, for symbolising splat frames
 
 
 def bzimage_release(data: bytes) -> Optional[str]:
@@ -160,6 +161,7 @@ def resolve(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambd
             raise InfraError("Debian kernel packages need apt-get on this host")
         return fetch_debian(kernel, cache, progress)
     built = kbuild.build(kernel, cache, progress)
+    vmlinux = built.dir / "vmlinux"
     return KernelArtifacts(name=kernel.name, image=built.bzimage, release=read_release(built.bzimage),
-                           source=f"source:{built.key}")
+                           source=f"source:{built.key}", vmlinux=vmlinux if vmlinux.is_file() else None)
 

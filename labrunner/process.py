@@ -45,12 +45,13 @@ def spawn(argv: List[str], **kwargs) -> subprocess.Popen:
         raise InfraError(f"cannot start {argv[0]}: {e.strerror}") from None
 
 
-def run(argv: List[str], *, timeout: float, what: str, cwd=None, env=None) -> str:
-    """Run ARGV to completion within TIMEOUT seconds; return stdout; InfraError with stderr on failure."""
+def run(argv: List[str], *, timeout: float, what: str, cwd=None, env=None, input: Optional[str] = None) -> str:
+    """Run ARGV (with INPUT on stdin) to completion within TIMEOUT seconds; return stdout; InfraError with
+    stderr on failure."""
     log.info("$ %s", command_line(argv))
     full_env = {**os.environ, **env} if env else None
     try:
-        p = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+        p = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input,
                            start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
     except subprocess.TimeoutExpired:
         raise InfraError(f"{what}: timed out after {timeout:.0f} s: {command_line(argv)}") from None

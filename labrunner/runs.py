@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import hotplug, splats
+from . import hotplug, splats, symbols
 from .config import Lab
 from .errors import InfraError, LabError
 from .guest import CommandTimeout
@@ -135,12 +135,12 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
                 (outdir / "dmesg.txt").write_bytes(dmesg)
                 collector.add_dmesg(dmesg.decode("utf-8", "replace"))
             verdict, reason = _judge(verdict, reason, collector, keep_reason=hung)
-            record.update(splats=collector.summary())
+            record.update(splats=_symbolized(collector.summary(), session, progress))
             record.finish(verdict, reason)
         except LabError as e:
             e = session.infra_cause(e)
             collector.finish_console()
-            record.update(splats=collector.summary())
+            record.update(splats=_symbolized(collector.summary(), session, progress))
             if collector.failures():  # the kernel said why it went (a panic ends QEMU: -no-reboot)
                 record.finish(*_judge(FAIL, str(e).splitlines()[0], collector, keep_reason=True))
             else:
@@ -153,6 +153,21 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
         root.removeHandler(handler)
         handler.close()
     return record.data
+
+
+def _symbolized(summary: List[Dict[str, Any]], session: Session,
+                progress: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """SUMMARY with file:line on its frames when the kernel has a vmlinux. A failure here costs only
+    the file:line: it is logged, and the run's verdict stands."""
+    vmlinux = session.kernel.vmlinux if session.kernel else None
+    if summary and vmlinux:
+        progress("symbolising splat frames")
+        try:
+            n = symbols.symbolize(summary, vmlinux)
+            log.info("symbolised %d frames with %s", n, vmlinux)
+        except LabError as e:
+            log.warning("cannot symbolise frames: %s", e)
+    return summary
 
 
 class SplatCollector:

@@ -1,5 +1,6 @@
 """End to end on kernels the lab builds: stable-debug passes the main test, and each injected bug is
-caught with its expected title under vm-churn-hotplug, while a plain boot of the same kernel is clean.
+caught with its expected title under vm-churn-hotplug, its frames symbolised to file:line, while a
+plain boot of the same kernel is clean.
 
 The first test builds stable-debug (about 10 minutes cold on 2 cores, cached by content after that);
 the injected kernels rebuild only what their patch touches, in the same warm build directory.
@@ -52,3 +53,6 @@ def test_injected_bug_is_caught_and_plain_boot_is_clean(kernel, tmp_path):
     titles = [s["title"] for s in record["splats"]]
     assert titles and titles[0].startswith(EXPECTED[kernel]), json.dumps(titles)
     assert record["reason"].startswith(EXPECTED[kernel])
+    # debug.config keeps line tables: the KVM frames of the report carry their file:line
+    sources = [f.get("source", "") for f in record["splats"][0]["frames"]]
+    assert any(re.fullmatch(r"virt/kvm/kvm_main\.c:\d+", s) for s in sources), json.dumps(record["splats"][0]["frames"])

@@ -96,6 +96,20 @@ def test_a_patch_changes_the_key_and_applies(fake, tmp_path):
     assert patched.key != plain.key and patched.bzimage.is_file()
 
 
+def test_old_warm_build_directories_are_removed(fake, tmp_path, monkeypatch):
+    _, cache, kernel = fake
+    monkeypatch.setattr(kbuild, "KEEP_WARM", 1)
+    kbuild.build(kernel(), cache)
+    first = list((cache / "build").iterdir())
+    (tmp_path / "kvm.config").write_text("CONFIG_KVM=y\nCONFIG_OTHER=y\n")  # another config, another dir
+    other = kbuild.build(kernel(), cache)
+    assert [d.name for d in (cache / "build").iterdir()] != [d.name for d in first] and len(first) == 1
+    assert len(list((cache / "build").iterdir())) == 1 and other.bzimage.is_file()
+    (tmp_path / "kvm.config").write_text("CONFIG_KVM=y\n# CONFIG_SOUND is not set\n")  # the first config again
+    again = kbuild.build(kernel([_patch(tmp_path, "p.diff", "int x;", "int y;")]), cache)
+    assert [d.name for d in (cache / "build").iterdir()] == [d.name for d in first] and again.bzimage.is_file()
+
+
 def test_a_patch_that_does_not_apply_names_itself(fake, tmp_path):
     _, cache, kernel = fake
     bad = _patch(tmp_path, "bad.diff", "int nothing;", "int y;")
