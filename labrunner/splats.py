@@ -47,7 +47,9 @@ def clean(line: str) -> str:
 
 _FUNC = r"([A-Za-z_.$][\w.$]*)"
 # "f+0x1a/0x40", or a symbolised inlined frame "f mm/slub.c:123 [inline]" that has no offset.
-_FRAME = re.compile(r"^\s*(?:\[<?[0-9a-f]+>?\]\s*)*(\?\s+)?" + _FUNC + r"(?:\+0x[0-9a-f]+/0x[0-9a-f]+| \S+:\d+ \[inline\])")
+# ARM prints "[<pc>] (f) from [<lr>] (g+0x10/0x20)": the frame is f.
+_FRAME = re.compile(r"^\s*(?:\[<?[0-9a-f]+>?\]\s*)*(\?\s+)?\(?" + _FUNC
+                    + r"(?:(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?\) from |\+0x[0-9a-f]+/0x[0-9a-f]+| \S+:\d+ \[inline\])")
 _RIP = re.compile(r"(?:RIP: \d{4}:|RIP: |(?:^|\s)IP: |EIP: (?:\d{4}:)?|PC is at |pc : |epc : |NIP \[[0-9a-f]+\] )(?:\[<[0-9a-f]+>\]\s*)*"
                   + _FUNC + r"\+0x")
 _AT = re.compile(r"\bat: (?:[0-9a-f]{8,}\s+)?(?:\[<[0-9a-f]+>\]\s*)*" + _FUNC + r"\+0x")
@@ -119,7 +121,10 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"do_tag_check_fault", r"do_mem_abort", r"__do_kernel_fault", r"panic_saved_regs", r"__rela_dyn_start",
     r"skb_(?:put|push|pull|over_panic|under_panic|panic)\w*", r"__phys_addr", r"folio_unlock", r"unlock_page",
     r"usb_start_wait_urb", r"usb_control_msg", r"usb_bulk_msg", r"(?:__)?wait_rcu_gp",
-    r"device_release", r"complete", r"do_read_cache_\w+", r"__read_once\w*", r"read_once\w*", r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
+    r"device_release", r"device_unregister", r"device_del", r"rollback_registered\w*", r"unregister_netdevice\w*",
+    r"unregister_netdev", r"alloc_page\w*", r"__alloc_frozen_pages\w*", r"free_large_kmalloc", r"___kmalloc\w*",
+    r"v?unmap\w*", r"__vunmap", r"vfree\w*", r"__vfree\w*", r"handle_overflow", r"do_bad_area", r"do_translation_fault",
+    r"el1h?_\w+", r"complete", r"do_read_cache_\w+", r"__read_once\w*", r"read_once\w*", r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
 ]) + r")$")
 
 # Names that stand for one thing whatever variant the stack shows, as syzbot's titles have them.
@@ -134,14 +139,15 @@ _CANONICAL = [(re.compile(p), name) for p, name in [
 # the function the anchor called (the handler a dispatcher picked), "self" by the anchor itself.
 _STALL_ANCHORS = [(re.compile(p), how) for p, how in [
     (r"^(?:smp_call_function|on_each_cpu)\w*$", "self"),
-    (r"^(?:__netif_receive_skb\w*|rtnetlink_rcv_msg|nfnetlink_rcv_msg|genl_family_rcv_msg\w*|genl_rcv_msg)$",
+    (r"^(?:__netif_receive_skb\w*|rtnetlink_rcv_msg|nfnetlink_rcv_msg|genl_family_rcv_msg\w*|genl_rcv_msg|"
+     r"sock_common_setsockopt|sock_common_getsockopt)$",
      "callee"),
     (r"^__do_softirq$", "self"),
     (r"^(?:mmap_region|__fput|task_work_run|__vfs_write|__vfs_read|new_sync_write|new_sync_read|__kernel_write|"
      r"do_iter_readv_writev|__do_fault|do_dentry_open|cpu_startup_entry|__run_hrtimer|process_one_work)$",
      "callee"),
     (r"^\w+_ioctl$", "ioctl"),
-    (r"^(?:__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_sys_|SyS_|sys_)\w+$", "syscall"),
+    (r"^(?:ksys_|__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_sys_|(?:compat_)?(?:SyS|sys)_)\w+$", "syscall"),
 ]]
 _NOT_IOCTL = re.compile(r"^(?:do_vfs_ioctl|vfs_ioctl|ksys_ioctl|sock_ioctl|sock_do_ioctl|compat_\w*ioctl|"
                         r"__\w+_sys_ioctl|SyS_ioctl|sys_ioctl|blkdev_ioctl)$")
@@ -166,9 +172,15 @@ def stall_frame(functions: List[str]) -> Optional[str]:
                 if handlers:
                     return next((n for n in reversed(handlers) if "compat" not in n), handlers[-1])
             if how == "syscall":
-                # The outermost syscall frame: syzbot writes "sys_X" for the wrappers, "X" for old SyS_X.
-                outer = next(n for n in reversed(names) if rx.match(n))
-                return re.sub(r"^(?:__x64_|__ia32_|__arm64_|__se_|__do_)sys_", "sys_", outer).removeprefix("SyS_")
+                # syzbot writes "X" for ksys_X and the plain SyS_X/sys_X, "sys_X" for the arch wrappers.
+                calls = [n for n in names if rx.match(n)]
+                ksys = [n for n in calls if n.startswith("ksys_")]
+                if ksys:
+                    return ksys[-1].removeprefix("ksys_")
+                outer = calls[-1]
+                if re.match(r"(?:compat_)?(?:SyS|sys)_", outer):
+                    return re.sub(r"^(?:compat_)?(?:SyS|sys)_", "", outer)
+                return re.sub(r"^(?:__x64_|__ia32_|__arm64_|__se_|__do_)sys_", "sys_", outer)
     return None
 
 
@@ -245,7 +257,7 @@ FORMATS: List[Format] = [
     _f("sched-atomic", r"BUG: scheduling while atomic", "BUG: scheduling while atomic in {frame}", ("trace",)),
     # Memory safety.
     _f("kasan", r"BUG: KASAN: (?P<kind>double-free or invalid-free|[\w-]+)(?: in (?P<func>[\w.$]+))?"
-                r"(?P<at> at addr [0-9a-f]+)?", "KASAN: {kind}{access} in {frame}{at}", ("header", "rip", "trace"), anywhere=True),
+                r"(?P<at> at addr [0-9a-f]+)?", "KASAN: {kind}{access} in {frame}{at}", ("header", "trace"), anywhere=True),
     _f("kmsan", r"BUG: KMSAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KMSAN: {kind} in {frame}",
        ("header", "trace")),
     _f("ubsan", r"UBSAN: (?P<kind>[\w-]+|Undefined behaviour) in ", "UBSAN: {kind} in {frame}", ("trace",), anywhere=True),
@@ -332,7 +344,7 @@ def title_type(title: str) -> str:
 
 
 _END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Rebooting in|==========+$)")
-_REG = re.compile(r"^(?:[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
+_REG = re.compile(r"^(?:Exception stack\(|[0-9a-f]{4}: |[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
                   r"Stack|EFLAGS|ORIG_RAX|PKRU|\s*<(?:/?TASK|/?IRQ|/?NMI|/?SOFTIRQ|EOI)>)")
 MAX_LINES = 400
 MAX_FOREIGN = 3  # non-trace lines a trace may hold before its end is declared
@@ -503,8 +515,8 @@ class Parser:
             if fields["warning"] != "WARNING":
                 # A subsystem's check: the function it fired in is the checker, its caller the culprit.
                 checker = m.group("func")
-                frame = next((f["function"] for f in frames
-                              if f["function"] != checker and good_frame(f["function"]) is not None), frame)
+                frame = next((name for f in self._after_rip(lines, checker)
+                              if f != checker and (name := good_frame(f)) is not None), frame)
             if corrupted:
                 frame = None  # syzkaller names a WARNING without its stack "in corrupted"
             if m.group("func") and _SUFFIX.sub("", m.group("func")) == "usb_submit_urb":
@@ -552,6 +564,13 @@ class Parser:
             elif rm := _RIP.search(ln):
                 stacks[-1].append(rm.group(1))
         return stacks
+
+    @staticmethod
+    def _after_rip(lines: List[str], func: Optional[str]) -> List[str]:
+        """The trace frames of the stack FUNC's RIP line belongs to (all of them without such a line):
+        another task's stack may come first."""
+        start = next((i for i, ln in enumerate(lines) if func and (rm := _RIP.search(ln)) and rm.group(1) == func), 0)
+        return [fm.group(2) for ln in lines[start:] if (fm := _FRAME.match(ln)) and not fm.group(1)]
 
     @staticmethod
     def _has_trace(lines: List[str]) -> bool:
@@ -604,11 +623,10 @@ class Parser:
                         break
                     if not fm.group(1) and (name := good_frame(fm.group(2))):
                         return name
-            elif source == "rip":
-                for ln in lines:
-                    rm = _RIP.search(ln)
-                    if rm and (name := good_frame(rm.group(1))):
-                        return name
+            elif source == "rip":  # the first one: later ones are other contexts (an interrupt's, a CPU's)
+                rm = next(filter(None, map(_RIP.search, lines)), None)
+                if rm and (name := good_frame(rm.group(1))):
+                    return name
             elif source == "trace":
                 in_trace = False
                 for ln in lines:
