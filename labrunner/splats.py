@@ -69,7 +69,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"__\w*lock_acquire\w*", r"lock_acquire\w*", r"lock_release", r"lock_acquired", r"lock_contended",
     r"validate_chain", r"check_\w+", r"mark_lock\w*", r"mark_held_locks", r"lockdep_\w+", r"__lockdep_\w+",
     r"debug_check_\w+", r"debug_locks_off", r"lock_is_held\w*", r"__lock_is_held",
-    r"_raw_\w+", r"__raw_\w+", r"do_raw_\w+", r"queued_\w*lock\w*", r"native_queued\w+",
+    r"_raw_\w+", r"__raw_\w+", r"queued_\w*lock\w*", r"native_queued\w+",
     r"\w*spin_lock\w*", r"\w*spin_unlock\w*", r"\w*read_lock\w*", r"\w*write_lock\w*",
     r"__mutex_\w+", r"mutex_\w+", r"\w*rwsem\w*", r"down_\w+", r"down", r"up_\w+", r"up",
     r"__down\w*", r"__up\w*", r"(?:__)?percpu_(?:down|up)_\w+", r"percpu_rwsem_\w+", r"lock_sock\w*", r"release_sock", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
@@ -103,8 +103,8 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"hrtimer_\w+", r"scheduler_tick", r"sched_tick", r"print_cpu_stall\w*", r"check_cpu_stall", r"rcu_core\w*",
     r"lru_add_drain\w*", r"flush_smp_call\w*", r"generic_smp_call\w*", r"smp_call_function\w*", r"on_each_cpu\w*",
     r"csd_lock_wait", r"__hrtimer_run_queues", r"hrtimer_interrupt", r"irqentry_\w+",
-    r"usercopy_\w+", r"__check_object_size", r"check_object_size", r"check_heap_object",
-    r"kobject_\w+", r"kref_put", r"debug_print_object", r"fput\w*", r"task_work_run", r"exit_to_\w+",
+    r"usercopy_\w+", r"__check_\w+", r"check_object_size", r"check_heap_object",
+    r"(?:__)?kobject_\w+", r"kref_put", r"debug_print_object", r"fput\w*", r"task_work_run", r"exit_to_\w+",
     # Printing: a bad pointer handed to printk faults in the formatter, not in its caller.
     r"v?scnprintf", r"va_format", r"hex_string", r"hex_dump\w*", r"print_hex_dump\w*", r"vprintk\w*",
     r"_?_?dev_(?:v?printk\w*|info|warn|err|notice|dbg)", r"netdev_(?:info|warn|err|printk)",
@@ -121,7 +121,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"do_tag_check_fault", r"do_mem_abort", r"__do_kernel_fault", r"panic_saved_regs", r"__rela_dyn_start",
     r"skb_(?:put|push|pull|over_panic|under_panic|panic)\w*", r"__phys_addr", r"folio_unlock", r"unlock_page",
     r"usb_start_wait_urb", r"usb_control_msg", r"usb_bulk_msg", r"(?:__)?wait_rcu_gp",
-    r"device_release", r"device_unregister", r"device_del", r"rollback_registered\w*", r"unregister_netdevice\w*",
+    r"proc_create\w*", r"device_release", r"device_unregister", r"device_del", r"rollback_registered\w*", r"unregister_netdevice\w*",
     r"unregister_netdev", r"alloc_page\w*", r"__alloc_frozen_pages\w*", r"free_large_kmalloc", r"___kmalloc\w*",
     r"v?unmap\w*", r"__vunmap", r"vfree\w*", r"__vfree\w*", r"handle_overflow", r"do_bad_area", r"do_translation_fault",
     r"el1h?_\w+", r"complete", r"do_read_cache_\w+", r"__read_once\w*", r"read_once\w*", r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
@@ -245,7 +245,7 @@ FORMATS: List[Format] = [
     _f("suspicious-rcu", _LD + r"suspicious RCU usage", "{kind}: suspicious RCU usage in {frame}", ("trace",)),
     # syzbot files an invalid wait context under lockdep's generic "locking bug".
     _f("invalid-wait", _LD + r"Invalid wait context", "WARNING: locking bug in {frame}", ("trace", "at")),
-    _f("stack-regs", r"WARNING: kernel stack regs at (?P<addr>\S+)", "WARNING: kernel stack regs has bad {bp}value",
+    _f("stack-regs", r"WARNING: kernel stack regs at\s+(?P<addr>\S+)", "WARNING: kernel stack regs has bad {bp}value",
        needs_frame=False),
     _f("non-static-key", r"INFO: trying to register non-static key",
        "INFO: trying to register non-static key in {frame}", ("trace",), anywhere=True),
@@ -256,20 +256,22 @@ FORMATS: List[Format] = [
        "BUG: sleeping function called from invalid context in {frame}", ("trace",)),
     _f("sched-atomic", r"BUG: scheduling while atomic", "BUG: scheduling while atomic in {frame}", ("trace",)),
     # Memory safety.
-    _f("kasan", r"BUG: KASAN: (?P<kind>double-free or invalid-free|[\w-]+)(?: in (?P<func>[\w.$]+))?"
-                r"(?P<at> at addr [0-9a-f]+)?", "KASAN: {kind}{access} in {frame}{at}", ("header", "trace"), anywhere=True),
+    _f("kasan", r"BUG: KASAN: (?P<kind>double-free or invalid-free|[\w-]+)(?: in (?P<func>[\w.$]+)"
+                r"(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?)?(?P<at> at addr [0-9a-f]+)?(?P<on> on address)?",
+       "KASAN: {kind}{access} in {frame}{at}", ("header", "trace"), anywhere=True),
     _f("kmsan", r"BUG: KMSAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KMSAN: {kind} in {frame}",
        ("header", "trace")),
     _f("ubsan", r"UBSAN: (?P<kind>[\w-]+|Undefined behaviour) in ", "UBSAN: {kind} in {frame}", ("trace",), anywhere=True),
     # SLUB's object tracking on old kernels: who allocated or freed what a check then tripped over.
     _f("slub-track", r"INFO: (?P<what>Allocated|Freed) in (?P<func>[\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+ (?P<rest>age=\d+ cpu=\d+ pid=\d+)",
        "INFO: {what} in {func} {rest}", needs_frame=False, anywhere=True),
-    _f("gpf", r"^(?:Oops: )?general protection fault(?!.* ip:)", "general protection fault in {frame}"),
+    _f("gpf", r"(?:Oops: )?general protection fault(?!.* ip:)", "general protection fault in {frame}", anywhere=True),
     _f("null-deref", r"(?:BUG: u|U)nable to handle kernel NULL pointer dereference|BUG: kernel NULL pointer dereference",
        "BUG: unable to handle kernel NULL pointer dereference in {frame}", anywhere=True),
     _f("paging", r"(?:BUG: u|U)nable to handle (?:kernel )?(?:paging request|page fault for address)",
        "BUG: unable to handle kernel paging request in {frame}", anywhere=True),
-    _f("usercopy", r"(?:usercopy: )?[Kk]ernel memory (?:exposure|overwrite) attempt detected",
+    # (After "Bad or missing usercopy whitelist?" the WARNING that follows is the report.)
+    _f("usercopy", r"(?:usercopy: )?(?<!whitelist\? )[Kk]ernel memory (?:exposure|overwrite) attempt detected",
        "BUG: bad usercopy in {frame}", ("trace",), anywhere=True),
     # Hangs.
     _f("soft-lockup", r"BUG: soft lockup", "BUG: soft lockup in {frame}", anywhere=True),
@@ -280,18 +282,21 @@ FORMATS: List[Format] = [
                     r"INFO: rcu_(?:preempt|sched|bh) detected stalls?|rcu: INFO: rcu_\w+ (?:self-)?detected",
        "INFO: rcu detected stall in {frame}", anywhere=True),
     # Crashes and corruption.
-    _f("kernel-bug", r"kernel BUG at", "kernel BUG in {frame}"),
+    _f("kernel-bug", r"kernel BUG at (?P<src>[^\s:]+)", "{bug} in {frame}"),
     _f("list", r"list_(?:add|del) corruption", "BUG: corrupted list in {frame}", ("rip", "trace"), anywhere=True),
     _f("bad-page", r"BUG: Bad page (?:state|map)", "BUG: Bad page state in {frame}", ("trace",)),
-    _f("warning", r"WARNING: (?:CPU: \d+ PID: \d+ at |at )?(?P<src>\S+:\d+)(?: (?P<func>[\w.$]+)\+0x[0-9a-f]+)?",
+    _f("warning", r"WARNING: (?:CPU: \d+ PID: -?\d+ at |at )?(?P<src>\S+:\d+)(?: (?P<func>[\w.$]+)\+0x[0-9a-f]+)?",
        "{warning} in {frame}", ("header", "rip", "trace")),
     _f("oops", r"Oops: |Internal error: Oops", "BUG: unable to handle kernel in {frame}"),
-    _f("panic", r"Kernel panic - not syncing: (?P<why>.*)", "kernel panic: {why}", needs_frame=False),
+    # "Fatal exception in interrupt" is one panic with "Fatal exception" to syzbot.
+    _f("panic", r"Kernel panic - not syncing: (?P<why>Fatal exception|.*)", "kernel panic: {why}", needs_frame=False),
 ]
 
 LOCKDEP_FORMATS = {f.name for f in FORMATS if f.header.pattern.startswith(_LD)} | {"non-static-key", "lockdep-limit"}
 
 # A WARNING's title says which subsystem's check fired, by the file it fired in or a message it printed.
+_BUG_KINDS = {"lib/list_debug.c": "BUG: corrupted list", "mm/usercopy.c": "BUG: bad usercopy"}
+
 # The rules see "FILE:LINE FUNC" of the header, then its first lines.
 _WARNING_KINDS = [
     (re.compile(r"^lib/refcount\.c|refcount_t: "), "WARNING: refcount bug"),
@@ -347,6 +352,7 @@ _END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Re
 _REG = re.compile(r"^(?:Exception stack\(|[0-9a-f]{4}: |[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
                   r"Stack|EFLAGS|ORIG_RAX|PKRU|\s*<(?:/?TASK|/?IRQ|/?NMI|/?SOFTIRQ|EOI)>)")
 MAX_LINES = 400
+_FOREIGN_DUMP = re.compile(r"^(?:FAULT_INJECTION: forcing a failure|\S+ cpuset=|\s*mems_allowed=)")
 MAX_FOREIGN = 3  # non-trace lines a trace may hold before its end is declared
 
 
@@ -480,9 +486,10 @@ class Parser:
 
     def _continues(self, fmt: Format) -> bool:
         """A header inside a report that belongs to it: the panic a report causes (panic_on_warn, oops),
-        or KASAN's own second header line."""
-        return fmt.name in ("panic", "oops") or (self._fmt.name == "kasan" and fmt.name == "kasan"
-                                                  and len(self._lines) < 3)
+        KASAN's own second header line, the BUG() a list or usercopy check ends in."""
+        return (fmt.name in ("panic", "oops")
+                or (self._fmt.name == "kasan" and fmt.name == "kasan" and len(self._lines) < 3)
+                or (self._fmt.name in ("list", "usercopy") and fmt.name == "kernel-bug" and len(self._lines) < 4))
 
     def _trace_over(self, line: str) -> bool:
         """After the last stack trace of the report: the first line that is no part of one."""
@@ -509,6 +516,9 @@ class Parser:
         frame = self._guilty(fmt, m, lines)
         # As syzkaller has it: a report that should carry a stack and lost it is corrupted, whatever title.
         corrupted = fmt.needs_frame and (frame is None or not self._has_trace(lines))
+        # Fault injection and allocation failures print their own stack: when one comes before the
+        # report's RIP, the two are mixed up.
+        corrupted = corrupted or self._foreign_dump_first(lines)
         fields = dict(m.groupdict(default=""))
         if fmt.name == "warning":
             fields["warning"] = self._warning_kind(f'{fields.get("src", "")} {_SUFFIX.sub("", fields.get("func", ""))}', lines)
@@ -526,6 +536,8 @@ class Parser:
                 frame = f"{caller or 'corrupted'}/usb_submit_urb"
         if fmt.name in ("rcu-stall", "soft-lockup"):
             frame = next(filter(None, map(stall_frame, self._stacks(lines))), frame)
+        if fmt.name == "kernel-bug":  # a BUG() in a checker names the check, as the checker's own report would
+            fields["bug"] = _BUG_KINDS.get(fields["src"].removeprefix("./"), "kernel BUG")
         if fmt.name == "ubsan" and fields["kind"] == "Undefined behaviour":
             fields["kind"] = "undefined-behaviour"
         if fmt.name == "stack-regs":
@@ -533,9 +545,13 @@ class Parser:
         if fmt.name == "kasan":
             if fields["kind"] == "double-free or invalid-free":
                 fields["kind"] = "invalid-free"
-            # Old kernels name the address in the header and say nothing of the access.
-            fields["access"] = "" if fields["at"] else self._kasan_access(lines)
-        if frame is None and fmt.name in LOCKDEP_FORMATS and not m.group(0).startswith("["):
+            # Old kernels name the address in the header; syzbot keeps it only when the access is unknown.
+            fields["access"] = self._kasan_access(lines)
+            if fields["access"]:
+                fields["at"] = ""
+        if fmt.name == "kasan" and fields["on"]:
+            title = f"KASAN: {fields['kind']}{fields['access']}"  # a wild access names no function
+        elif frame is None and fmt.name in LOCKDEP_FORMATS and not m.group(0).startswith("["):
             title = m.group(0)  # a lockdep report without its frame keeps its own words (old "[ ...]" ones do not)
         else:
             title = fmt.title.format(frame=frame or "corrupted", **fields)
@@ -571,6 +587,15 @@ class Parser:
         another task's stack may come first."""
         start = next((i for i, ln in enumerate(lines) if func and (rm := _RIP.search(ln)) and rm.group(1) == func), 0)
         return [fm.group(2) for ln in lines[start:] if (fm := _FRAME.match(ln)) and not fm.group(1)]
+
+    @staticmethod
+    def _foreign_dump_first(lines: List[str]) -> bool:
+        for ln in lines:
+            if _RIP.search(ln):
+                return False
+            if ((fm := _FRAME.match(ln)) and fm.group(2).startswith("should_fail")) or _FOREIGN_DUMP.match(ln):
+                return True
+        return False
 
     @staticmethod
     def _has_trace(lines: List[str]) -> bool:
