@@ -91,7 +91,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"rcu_\w*barrier", r"wait_event\w*", r"prepare_to_wait\w*", r"finish_wait", r"bit_wait\w*", r"out_of_line_wait\w*",
     r"__wait_on_bit\w*", r"wait_on_\w+", r"ldsem_\w+", r"kthread_stop", r"__switch_to\w*", r"context_switch", r"__lock_page\w*", r"folio_wait\w*", r"__folio_lock\w*",
     r"entry_SYSCALL\w*", r"do_syscall_\w+", r"do_fast_syscall\w*", r"syscall_\w+", r"ret_from_fork\w*",
-    r"kthread", r"worker_thread", r"process_one_work", r"process_scheduled_works", r"smpboot_thread_fn",
+    r"kthread", r"worker_thread", r"process_scheduled_works", r"smpboot_thread_fn",
     r"__do_softirq", r"do_softirq\w*", r"handle_softirqs", r"irq_exit\w*", r"__irq_exit\w*",
     r"\w*apic_timer_interrupt", r"asm_sysvec_\w+", r"sysvec_\w+", r"__sysvec_\w+", r"common_interrupt",
     r"el\d\w*", r"trace_hardirqs\w*", r"__sanitizer_\w+", r"write_comp_data", r"kcov_\w+",
@@ -104,7 +104,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"lru_add_drain\w*", r"flush_smp_call\w*", r"generic_smp_call\w*", r"smp_call_function\w*", r"on_each_cpu\w*",
     r"csd_lock_wait", r"__hrtimer_run_queues", r"hrtimer_interrupt", r"irqentry_\w+",
     r"usercopy_\w+", r"__check_\w+", r"check_object_size", r"check_heap_object",
-    r"(?:__)?kobject_\w+", r"kref_put", r"debug_print_object", r"fput\w*", r"task_work_run", r"exit_to_\w+",
+    r"(?:__)?kobject_\w+", r"kref_put", r"debug_print_object", r"fput\w*", r"task_work_run",
     # Printing: a bad pointer handed to printk faults in the formatter, not in its caller.
     r"v?scnprintf", r"va_format", r"hex_string", r"hex_dump\w*", r"print_hex_dump\w*", r"vprintk\w*",
     r"_?_?dev_(?:v?printk\w*|info|warn|err|notice|dbg)", r"netdev_(?:info|warn|err|printk)",
@@ -186,6 +186,8 @@ def stall_frame(functions: List[str]) -> Optional[str]:
 
 def frame_name(func: str) -> str:
     func = _SUFFIX.sub("", func)
+    if cm := re.match(r"_Z(\d+)", func):  # C++, as in a test module: _Z8fakeNameiii is fakeName
+        func = func[cm.end():cm.end() + int(cm.group(1))] or func
     for rx, name in _CANONICAL:
         if rx.match(func):
             return name
@@ -276,7 +278,7 @@ FORMATS: List[Format] = [
     # Hangs.
     _f("soft-lockup", r"BUG: soft lockup", "BUG: soft lockup in {frame}", anywhere=True),
     _f("hard-lockup", r"Watchdog detected hard LOCKUP", "BUG: hard lockup in {frame}", anywhere=True),
-    _f("hung-task", r"INFO: task .* blocked (?:in I/O wait )?for more than \d+ seconds", "INFO: task hung in {frame}",
+    _f("hung-task", r"INFO: task (?:.* blocked (?:in I/O wait )?for more than \d+ seconds|.*[^\x00-\x7f])", "INFO: task hung in {frame}",
        ("trace",)),
     _f("rcu-stall", r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected (?:expedited )?stall|"
                     r"INFO: rcu_(?:preempt|sched|bh) detected stalls?|rcu: INFO: rcu_\w+ (?:self-)?detected",
@@ -288,6 +290,11 @@ FORMATS: List[Format] = [
     _f("warning", r"WARNING: (?:CPU: \d+ PID: -?\d+ at |at )?(?P<src>\S+:\d+)(?: (?P<func>[\w.$]+)\+0x[0-9a-f]+)?",
        "{warning} in {frame}", ("header", "rip", "trace")),
     _f("oops", r"Oops: |Internal error: Oops", "BUG: unable to handle kernel in {frame}"),
+    _f("dentry", r"BUG: Dentry \S+ +still in use \(\d+\) \[(?P<what>unmount)", "BUG: Dentry still in use in {what}",
+       needs_frame=False),
+    # Android's trusty OS panics through the kernel's console.
+    _f("trusty", r"trusty: panic \(caller .*?\): (?P<why>ASSERT FAILED|.*)", "trusty: {why}", needs_frame=False,
+       anywhere=True),
     # "Fatal exception in interrupt" is one panic with "Fatal exception" to syzbot.
     _f("panic", r"Kernel panic - not syncing: (?P<why>Fatal exception|.*)", "kernel panic: {why}", needs_frame=False),
 ]
@@ -312,7 +319,7 @@ _WARNING_KINDS = [
 # A word every header has (test_every_format_has_a_keyword checks it): most lines have none, and a
 # search for plain words is far cheaper than trying each format's pattern.
 _ANY_HEADER = re.compile(r"WARNING|BUG|INFO|general protection|nable to handle|Kernel panic|Oops|UBSAN|"
-                         r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP")
+                         r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP|trusty: panic")
 
 # The crash type follows from the title alone, as in syzkaller: first matching prefix wins.
 _TITLE_TYPES = [(re.compile(p), t) for p, t in [
@@ -329,6 +336,7 @@ _TITLE_TYPES = [(re.compile(p), t) for p, t in [
     (r"^BUG: (?:sleeping function called|scheduling while atomic)", "ATOMIC_SLEEP"),
     (r"^(?:INFO: task hung|INFO: rcu detected stall|BUG: soft lockup|BUG: hard lockup)", "HANG"),
     (r"^(?:kernel BUG|BUG: bad usercopy|BUG: Bad page)", "BUG"),
+    (r"^(?:kernel panic|trusty: )", "DoS"),
 ]]
 _KASAN_TITLE = re.compile(r"^KASAN: ([\w-]+)(?: (Read|Write))?")
 
@@ -536,6 +544,8 @@ class Parser:
                 frame = f"{caller or 'corrupted'}/usb_submit_urb"
         if fmt.name in ("rcu-stall", "soft-lockup"):
             frame = next(filter(None, map(stall_frame, self._stacks(lines))), frame)
+        if fmt.name == "trusty":
+            fields["why"] = "ASSERT FAILED:" if fields["why"] == "ASSERT FAILED" else f"panic: {fields['why']}"
         if fmt.name == "kernel-bug":  # a BUG() in a checker names the check, as the checker's own report would
             fields["bug"] = _BUG_KINDS.get(fields["src"].removeprefix("./"), "kernel BUG")
         if fmt.name == "ubsan" and fields["kind"] == "Undefined behaviour":
