@@ -124,7 +124,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"proc_create\w*", r"device_release", r"device_unregister", r"device_del", r"rollback_registered\w*", r"unregister_netdevice\w*",
     r"unregister_netdev", r"alloc_page\w*", r"__alloc_frozen_pages\w*", r"free_large_kmalloc", r"___kmalloc\w*",
     r"v?unmap\w*", r"__vunmap", r"vfree\w*", r"__vfree\w*", r"handle_overflow", r"do_bad_area", r"do_translation_fault",
-    r"el1h?_\w+", r"complete", r"do_read_cache_\w+", r"__read_once\w*", r"read_once\w*", r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
+    r"el1h?_\w+", r"complete", r"__rustc::\w+", r"core::panicking::[\w:]+", r"rust_helper_BUG", r"do_read_cache_\w+", r"__read_once\w*", r"read_once\w*", r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
 ]) + r")$")
 
 # Names that stand for one thing whatever variant the stack shows, as syzbot's titles have them.
@@ -184,8 +184,74 @@ def stall_frame(functions: List[str]) -> Optional[str]:
     return None
 
 
+class _RustV0:
+    """Rust's v0 symbol mangling, the paths a kernel stack shows: crate roots, nested names, inherent and
+    trait impls, back-references. Generic arguments are not handled: demangle() then returns None."""
+
+    def __init__(self, text: str):
+        self.s, self.i = text, 0
+
+    def demangle(self) -> Optional[str]:
+        try:
+            return self.path()
+        except (IndexError, ValueError):
+            return None
+
+    def _base62(self) -> int:
+        if self.s[self.i] == "_":
+            self.i += 1
+            return 0
+        j = self.s.index("_", self.i)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+        n = 0
+        for c in self.s[self.i:j]:
+            n = n * 62 + digits.index(c)
+        self.i = j + 1
+        return n + 1
+
+    def _disambiguator(self) -> None:
+        if self.s[self.i] == "s":
+            self.i += 1
+            self._base62()
+
+    def _ident(self) -> str:
+        j = self.i
+        while self.s[j].isdigit():
+            j += 1
+        n, self.i = int(self.s[self.i:j]), j
+        if self.s[self.i] == "_":
+            self.i += 1
+        name = self.s[self.i:self.i + n]
+        self.i += n
+        return name
+
+    def path(self) -> str:
+        tag = self.s[self.i]
+        self.i += 1
+        if tag == "C":
+            self._disambiguator()
+            return self._ident()
+        if tag == "N":
+            self.i += 1  # namespace: value, type, closure... all print as ::
+            parent = self.path()
+            self._disambiguator()
+            return f"{parent}::{self._ident()}"
+        if tag in "MX":
+            self._disambiguator()
+            self.path()  # the impl's module: not printed
+            type_ = self.path()
+            return f"<{type_} as {self.path()}>" if tag == "X" else f"<{type_}>"
+        if tag == "B":
+            back = _RustV0(self.s)
+            back.i = self._base62()
+            return back.path()
+        raise ValueError(tag)
+
+
 def frame_name(func: str) -> str:
     func = _SUFFIX.sub("", func)
+    if func.startswith("_R"):
+        return _RustV0(func[2:]).demangle() or func
     if cm := re.match(r"_Z(\d+)", func):  # C++, as in a test module: _Z8fakeNameiii is fakeName
         func = func[cm.end():cm.end() + int(cm.group(1))] or func
     for rx, name in _CANONICAL:
@@ -198,7 +264,8 @@ def good_frame(func: str) -> Optional[str]:
     name = _SUFFIX.sub("", func)
     if _SKIP.match(name):
         return None
-    return frame_name(name)
+    shown = frame_name(name)
+    return None if shown != name and _SKIP.match(shown) else shown
 
 
 # --- the format table ----------------------------------------------------------------------------
@@ -281,7 +348,7 @@ FORMATS: List[Format] = [
     _f("hung-task", r"INFO: task (?:.* blocked (?:in I/O wait )?for more than \d+ seconds|.*[^\x00-\x7f])", "INFO: task hung in {frame}",
        ("trace",)),
     _f("rcu-stall", r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected (?:expedited )?stall|"
-                    r"INFO: rcu_(?:preempt|sched|bh) detected stalls?|rcu: INFO: rcu_\w+ (?:self-)?detected",
+                    r"INFO: rcu_(?:preempt|sched|bh|tasks\w*) detected stalls?|rcu: INFO: rcu_\w+ (?:self-)?detected",
        "INFO: rcu detected stall in {frame}", anywhere=True),
     # Crashes and corruption.
     _f("kernel-bug", r"kernel BUG at (?P<src>[^\s:]+)", "{bug} in {frame}"),
@@ -290,6 +357,8 @@ FORMATS: List[Format] = [
     _f("warning", r"WARNING: (?:CPU: \d+ PID: -?\d+ at |at )?(?P<src>\S+:\d+)(?: (?P<func>[\w.$]+)\+0x[0-9a-f]+)?",
        "{warning} in {frame}", ("header", "rip", "trace")),
     _f("oops", r"Oops: |Internal error: Oops", "BUG: unable to handle kernel in {frame}"),
+    # A Rust panic: the message is on the next line, the guilty frame the first one outside core::panicking.
+    _f("rust-panic", r"rust_kernel: panicked at ", "{why} in {frame}", ("trace",), anywhere=True),
     _f("dentry", r"BUG: Dentry \S+ +still in use \(\d+\) \[(?P<what>unmount)", "BUG: Dentry still in use in {what}",
        needs_frame=False),
     # Android's trusty OS panics through the kernel's console.
@@ -319,7 +388,7 @@ _WARNING_KINDS = [
 # A word every header has (test_every_format_has_a_keyword checks it): most lines have none, and a
 # search for plain words is far cheaper than trying each format's pattern.
 _ANY_HEADER = re.compile(r"WARNING|BUG|INFO|general protection|nable to handle|Kernel panic|Oops|UBSAN|"
-                         r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP|trusty: panic")
+                         r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP|trusty: panic|panicked at")
 
 # The crash type follows from the title alone, as in syzkaller: first matching prefix wins.
 _TITLE_TYPES = [(re.compile(p), t) for p, t in [
@@ -497,7 +566,8 @@ class Parser:
         KASAN's own second header line, the BUG() a list or usercopy check ends in."""
         return (fmt.name in ("panic", "oops")
                 or (self._fmt.name == "kasan" and fmt.name == "kasan" and len(self._lines) < 3)
-                or (self._fmt.name in ("list", "usercopy") and fmt.name == "kernel-bug" and len(self._lines) < 4))
+                or (self._fmt.name in ("list", "usercopy", "rust-panic") and fmt.name == "kernel-bug"
+                    and len(self._lines) < 12))
 
     def _trace_over(self, line: str) -> bool:
         """After the last stack trace of the report: the first line that is no part of one."""
@@ -543,7 +613,15 @@ class Parser:
                                and good_frame(f["function"]) is not None), None) if not corrupted else None
                 frame = f"{caller or 'corrupted'}/usb_submit_urb"
         if fmt.name in ("rcu-stall", "soft-lockup"):
-            frame = next(filter(None, map(stall_frame, self._stacks(lines))), frame)
+            stacks = [s for s in self._stacks(lines) if s]
+            if stacks and _SUFFIX.sub("", stacks[0][0]) == "__schedule" and len(stacks[0]) > 1 \
+                    and stacks[0][1] == "preempt_schedule_common":
+                # The blocking task gave the CPU up, it is not looping: its stack says where it stopped, not why.
+                frame, corrupted = None, True
+            else:
+                frame = next(filter(None, map(stall_frame, stacks)), frame)
+        if fmt.name == "rust-panic":
+            fields["why"] = lines[1].strip() if len(lines) > 1 else "panicked"
         if fmt.name == "trusty":
             fields["why"] = "ASSERT FAILED:" if fields["why"] == "ASSERT FAILED" else f"panic: {fields['why']}"
         if fmt.name == "kernel-bug":  # a BUG() in a checker names the check, as the checker's own report would
