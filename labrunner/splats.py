@@ -75,7 +75,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"__down\w*", r"__up\w*", r"(?:__)?percpu_(?:down|up)_\w+", r"percpu_rwsem_\w+", r"lock_sock\w*", r"release_sock", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
     r"kasan_\w+", r"__kasan_\w+", r"check_memory_region\w*", r"__asan_\w+", r"asan_\w+", r"kmsan_\w+",
     r"__msan_\w+", r"ubsan_\w+", r"__ubsan_\w+", r"memcpy\w*", r"memset\w*", r"memmove\w*", r"strlen",
-    r"strcmp", r"strncpy", r"__memcpy\w*", r"__memset\w*", r"copy_user\w*", r"_copy_to_user", r"_copy_from_user",
+    r"strcmp", r"strncpy", r"__memcpy\w*", r"__memset\w*", r"copy_user\w*", r"\w*copy_(?:to|from)_user\w*",
     r"__kmalloc\w*", r"kmalloc\w*", r"kmem_cache_\w+", r"__kmem_cache_\w+", r"slab_\w+", r"__slab_\w+",
     r"___slab_\w+", r"kfree\w*", r"__kfree\w*", r"kzalloc\w*", r"kvmalloc\w*", r"kvfree\w*", r"__do_kmalloc\w*",
     r"krealloc\w*", r"kmemdup\w*", r"alloc_pages\w*", r"__alloc_pages\w*", r"should_fail\w*",
@@ -620,6 +620,8 @@ class Parser:
                 frame, corrupted = None, True
             else:
                 frame = next(filter(None, map(stall_frame, stacks)), frame)
+        if fmt.name == "suspicious-rcu" and corrupted:
+            frame = None  # its stack was mixed with another: no frame can be trusted
         if fmt.name == "rust-panic":
             fields["why"] = lines[1].strip() if len(lines) > 1 else "panicked"
         if fmt.name == "trusty":
