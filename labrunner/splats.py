@@ -69,7 +69,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"__\w*lock_acquire\w*", r"lock_acquire\w*", r"lock_release", r"lock_acquired", r"lock_contended",
     r"validate_chain", r"check_\w+", r"mark_lock\w*", r"mark_held_locks", r"lockdep_\w+", r"__lockdep_\w+",
     r"debug_check_\w+", r"debug_locks_off", r"lock_is_held\w*", r"__lock_is_held",
-    r"_raw_\w+", r"__raw_\w+", r"queued_\w*lock\w*", r"native_queued\w+",
+    r"_?_?raw_\w+", r"queued_\w*lock\w*", r"native_queued\w+",
     r"\w*spin_lock\w*", r"\w*spin_unlock\w*", r"\w*read_lock\w*", r"\w*write_lock\w*",
     r"__mutex_\w+", r"mutex_\w+", r"\w*rwsem\w*", r"down_\w+", r"down", r"up_\w+", r"up",
     r"__down\w*", r"__up\w*", r"(?:__)?percpu_(?:down|up)_\w+", r"percpu_rwsem_\w+", r"lock_sock\w*", r"release_sock", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
@@ -124,7 +124,7 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"proc_create\w*", r"device_release", r"device_unregister", r"device_del", r"rollback_registered\w*", r"unregister_netdevice\w*",
     r"unregister_netdev", r"alloc_page\w*", r"__alloc_frozen_pages\w*", r"free_large_kmalloc", r"___kmalloc\w*",
     r"v?unmap\w*", r"__vunmap", r"vfree\w*", r"__vfree\w*", r"handle_overflow", r"do_bad_area", r"do_translation_fault",
-    r"el1h?_\w+", r"complete", r"__rustc::\w+", r"core::panicking::[\w:]+", r"rust_helper_BUG", r"do_read_cache_\w+", r"__read_once\w*", r"read_once\w*", r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
+    r"el1h?_\w+", r"perf_trace_\w+", r"complete", r"__rustc::\w+", r"core::panicking::[\w:]+", r"rust_helper_BUG", r"do_read_cache_\w+", r"__read_once\w*", r"read_once\w*", r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
 ]) + r")$")
 
 # Names that stand for one thing whatever variant the stack shows, as syzbot's titles have them.
@@ -135,20 +135,25 @@ _CANONICAL = [(re.compile(p), name) for p, name in [
 
 
 # A stall loops somewhere inside a call, so its top frame is chance. It is named by an anchor: a frame
-# that says what the looping code was doing. The rows are tried in order; "callee" names the stall by
-# the function the anchor called (the handler a dispatcher picked), "self" by the anchor itself.
+# that says what the looping code was doing. The rows are tried in order, most specific first; "callee"
+# names the stall by the function the anchor called (the handler a dispatcher picked), "self" by the
+# anchor itself, "ioctl" by the outermost driver ioctl handler, "syscall" by the syscall; a softirq
+# comes last, as it can run under any of them.
 _STALL_ANCHORS = [(re.compile(p), how) for p, how in [
     (r"^(?:smp_call_function|on_each_cpu)\w*$", "self"),
     (r"^(?:__netif_receive_skb\w*|rtnetlink_rcv_msg|nfnetlink_rcv_msg|genl_family_rcv_msg\w*|genl_rcv_msg|"
      r"sock_common_setsockopt|sock_common_getsockopt)$",
      "callee"),
-    (r"^__do_softirq$", "self"),
     (r"^(?:mmap_region|__fput|task_work_run|__vfs_write|__vfs_read|new_sync_write|new_sync_read|__kernel_write|"
-     r"do_iter_readv_writev|__do_fault|do_dentry_open|cpu_startup_entry|__run_hrtimer|process_one_work)$",
+     r"do_iter_readv_writev|__do_fault|do_dentry_open|cpu_startup_entry|__run_hrtimer|__hrtimer_run_queues|"
+     r"process_one_work)$",
      "callee"),
     (r"^\w+_ioctl$", "ioctl"),
     (r"^(?:ksys_|__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_sys_|(?:compat_)?(?:SyS|sys)_)\w+$", "syscall"),
+    (r"^__do_softirq$", "self"),
 ]]
+_IRQ_ENTRY = re.compile(r"^(?:\w*apic_timer_interrupt\w*|asm_sysvec_\w+|sysvec_\w+|\w*common_interrupt|__irq_svc|"
+                        r"el1h?_irq|gic_handle_irq)$")
 _NOT_IOCTL = re.compile(r"^(?:do_vfs_ioctl|vfs_ioctl|ksys_ioctl|sock_ioctl|sock_do_ioctl|compat_\w*ioctl|"
                         r"__\w+_sys_ioctl|SyS_ioctl|sys_ioctl|blkdev_ioctl)$")
 
@@ -166,6 +171,10 @@ def stall_frame(functions: List[str]) -> Optional[str]:
                 callee = names[i - 1] if i else None
                 if callee and not _SKIP.match(callee):
                     return callee
+                # The callee is a helper: name the stall where the timer interrupt caught it, if shown.
+                entry = max((j for j in range(i) if _IRQ_ENTRY.match(names[j])), default=None)
+                if callee and entry is not None and entry + 1 < i:
+                    return frame_name(names[entry + 1])
             if how == "ioctl":
                 # The outermost driver ioctl handler, preferring a native one to its compat wrapper.
                 handlers = [n for n in names if rx.match(n) and not _NOT_IOCTL.match(n)]
@@ -277,7 +286,8 @@ class Format:
     the title: title_type). FRAME_FROM lists where
     the guilty function is looked for, in order: "header" (the header's <func> group), "at" (lockdep's
     'at: F+0x' lines), "safe-at" (the stack under lockdep's "became ...-irq-safe at:"), "rip" (RIP/PC
-    line), "trace" (call trace frames)."""
+    line), "trace" (call trace frames, or indented frames before one), "backtrace" (only frames under a
+    "Call Trace:" line)."""
     name: str
     header: Pattern
     title: str
@@ -303,7 +313,7 @@ FORMATS: List[Format] = [
     _f("irq-unsafe", _LD + r"(?:SOFT|HARD)IRQ-(?:safe|READ-safe) -> (?:SOFT|HARD)IRQ-unsafe lock order detected",
        "possible deadlock in {frame}", ("safe-at", "at", "trace")),
     _f("inconsistent", _LD + r"inconsistent lock state", "inconsistent lock state in {frame}",
-       ("at", "trace")),
+       ("backtrace", "at")),
     _f("bad-unlock", _LD + r"bad unlock balance detected!", "{kind}: bad unlock balance in {frame}", ("at", "trace")),
     _f("held-freed", _LD + r"held lock freed!", "{kind}: held lock freed in {frame}", ("at", "trace")),
     _f("held-return", _LD + r"lock held when returning to user space!",
@@ -567,7 +577,12 @@ class Parser:
         return (fmt.name in ("panic", "oops")
                 or (self._fmt.name == "kasan" and fmt.name == "kasan" and len(self._lines) < 3)
                 or (self._fmt.name in ("list", "usercopy", "rust-panic") and fmt.name == "kernel-bug"
-                    and len(self._lines) < 12))
+                    and len(self._lines) < 12)
+                # lockdep itself faulting on a bad lock before it printed a stack: one report
+                or (self._fmt.name in LOCKDEP_FORMATS - {"suspicious-rcu"} and not self._trace_seen
+                    and fmt.name in ("gpf", "kasan", "null-deref", "paging"))
+                # a WARNING the stall dump itself trips over
+                or (self._fmt.name == "rcu-stall" and fmt.name == "warning" and not self._trace_seen))
 
     def _trace_over(self, line: str) -> bool:
         """After the last stack trace of the report: the first line that is no part of one."""
@@ -742,14 +757,16 @@ class Parser:
                 rm = next(filter(None, map(_RIP.search, lines)), None)
                 if rm and (name := good_frame(rm.group(1))):
                     return name
-            elif source == "trace":
+            elif source in ("trace", "backtrace"):  # backtrace: only frames under a "Call Trace:" line
                 in_trace = False
                 for ln in lines:
                     if _TRACE_START.match(ln):
                         in_trace = True
                         continue
                     fm = _FRAME.match(ln)
-                    if fm and not fm.group(1) and (in_trace or ln.startswith(" ")):
+                    # An inlined frame is part of its caller, the function that was really called.
+                    if fm and not fm.group(1) and (in_trace or (source == "trace" and ln.startswith(" "))) \
+                            and not ln.endswith("[inline]"):
                         if name := good_frame(fm.group(2)):
                             return name
         return None
