@@ -53,6 +53,8 @@ def test_injected_bug_is_caught_and_plain_boot_is_clean(kernel, tmp_path):
     titles = [s["title"] for s in record["splats"]]
     assert titles and titles[0].startswith(EXPECTED[kernel]), json.dumps(titles)
     assert record["reason"].startswith(EXPECTED[kernel])
-    # debug.config keeps line tables: the KVM frames of the report carry their file:line
-    sources = [f.get("source", "") for f in record["splats"][0]["frames"]]
-    assert any(re.fullmatch(r"virt/kvm/kvm_main\.c:\d+", s) for s in sources), json.dumps(record["splats"][0]["frames"])
+    # debug.config keeps line tables: frames carry their file:line (lockdep's "lock held when returning"
+    # prints no stack, the hung tasks after it do)
+    sources = [f.get("source", "") for s in record["splats"] for f in s["frames"]]
+    assert any(re.fullmatch(r"(?:kernel|virt|arch|mm|drivers)/[\w/.-]+\.[chS]:\d+", s) for s in sources), \
+        json.dumps(record["splats"])
