@@ -11,8 +11,9 @@ F", "possible deadlock in F", "INFO: task hung in F"), so they can be looked up 
 
 import dataclasses
 import hashlib
+import itertools
 import re
-from typing import Dict, Iterable, List, Optional, Pattern, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Pattern, Tuple
 
 # --- line clean-up -------------------------------------------------------------------------------
 
@@ -23,6 +24,7 @@ _PREFIX = re.compile(
     r"(?:\[\s*\d+\.\d+\])?"                          # [   12.345678]
     r"(?:\[\s*[TC]\d+\])?"                           # [ T123] / [  C1] (CONFIG_PRINTK_CALLER)
     r"(?:\s*\[\s*[TC]\d+\])?"
+    r"(?<=[>\]]) ?"                                  # and the space after a prefix
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _KTIME = re.compile(r"\[\s*(\d+\.\d+)\]")
@@ -30,16 +32,15 @@ _KTIME = re.compile(r"\[\s*(\d+\.\d+)\]")
 
 def clean(line: str) -> str:
     """The kernel's own text of a console line: no console.log, time or caller prefix, no escapes."""
-    line = _CONSOLE_LOG.sub("", line, count=1)
+    if line.startswith("[+"):
+        line = _CONSOLE_LOG.sub("", line, count=1)
     if "\x1b" in line:
         line = _ANSI.sub("", line)
     if not line.isprintable():  # the common line is, and skips the substitution
         line = _CONTROL.sub("", line.replace("\t", " "))
-    m = _PREFIX.match(line)
-    if m and m.end():
+    m = _PREFIX.match(line) if line[:1] in "<[" else None
+    if m:
         line = line[m.end():]
-        if line.startswith(" "):
-            line = line[1:]
     return line.rstrip()
 
 
@@ -52,6 +53,13 @@ _FRAME = re.compile(r"^\s*(?:\[<?[0-9a-f]+>?\]\s*)*(\?\s+)?\(?" + _FUNC
                     + r"(?:(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?\) from |\+0x[0-9a-f]+/0x[0-9a-f]+| \S+:\d+ \[inline\])")
 _RIP = re.compile(r"(?:RIP: \d{4}:|RIP: |(?:^|\s)IP: |EIP: (?:\d{4}:)?|PC is at |pc : |epc : |NIP \[[0-9a-f]+\] )(?:\[<[0-9a-f]+>\]\s*)*"
                   + _FUNC + r"\+0x")
+
+
+def _rip(line: str) -> Optional[re.Match]:
+    """The RIP/PC line's match; most lines have none of its words, and a plain search is cheap."""
+    return _RIP.search(line) if ("IP" in line or "PC is" in line or "pc :" in line) else None
+
+
 _AT = re.compile(r"\bat: (?:[0-9a-f]{8,}\s+)?(?:\[<[0-9a-f]+>\]\s*)*" + _FUNC + r"\+0x")
 _TRACE_START = re.compile(r"^(?:Call Trace:|Call trace:|Backtrace:|stack backtrace:|Stack:)")
 _SUFFIX = re.compile(r"(\.(?:isra|constprop|part|cold|llvm|lto_priv)(?:\.\d+)?)+$")
@@ -258,14 +266,16 @@ class _RustV0:
 
 
 def frame_name(func: str) -> str:
-    func = _SUFFIX.sub("", func)
+    if "." in func:
+        func = _SUFFIX.sub("", func)
     if func.startswith("_R"):
         return _RustV0(func[2:]).demangle() or func
-    if cm := re.match(r"_Z(\d+)", func):  # C++, as in a test module: _Z8fakeNameiii is fakeName
+    if func.startswith("_Z") and (cm := re.match(r"_Z(\d+)", func)):  # C++, as in a test module: _Z8fakeNameiii is fakeName
         func = func[cm.end():cm.end() + int(cm.group(1))] or func
-    for rx, name in _CANONICAL:
-        if rx.match(func):
-            return name
+    if func.startswith(("synchronize", "__synchronize", "smp_call", "on_each")):
+        for rx, name in _CANONICAL:
+            if rx.match(func):
+                return name
     return _SYSCALL.sub("", func) or func
 
 
@@ -439,7 +449,9 @@ _END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Re
 _REG = re.compile(r"^(?:Exception stack\(|[0-9a-f]{4}: |[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
                   r"Stack|EFLAGS|ORIG_RAX|PKRU|\s*<(?:/?TASK|/?IRQ|/?NMI|/?SOFTIRQ|EOI)>)")
 MAX_LINES = 400
+MAX_FRAMES = 64  # kept per report
 _FOREIGN_DUMP = re.compile(r"^(?:FAULT_INJECTION: forcing a failure|\S+ cpuset=|\s*mems_allowed=)")
+_UNSEEN = object()  # a line not matched against _FRAME yet
 MAX_FOREIGN = 3  # non-trace lines a trace may hold before its end is declared
 
 
@@ -510,6 +522,8 @@ class Parser:
         self._lines: List[str] = []
         self._start = self._last = 0
         self._pending: List[str] = []
+        self._fms: List[Optional[re.Match]] = []  # _FRAME's match of each line in _lines
+        self._fm = _UNSEEN
         self._match: Optional[re.Match] = None
         self._in_trace = False
         self._trace_seen = False
@@ -521,13 +535,16 @@ class Parser:
 
     def feed(self, raw: str) -> List[Report]:
         self.line_no += 1
+        if self._fmt is None and raw.isprintable() and not _ANY_HEADER.search(raw):
+            return []  # the common console line: no report open, no header word
         line = clean(raw)
+        self._fm = _UNSEEN  # _trace_over may match it against _FRAME; _take reuses that
         done: List[Report] = []
         header = self._header(line)
         if self._fmt is not None:
             if header is not None and not self._continues(header[0]):
                 done.append(self._finish())
-            elif _END.match(line) and (self._trace_seen or not self._fmt.needs_frame):
+            elif line[:1] in "-KR=" and _END.match(line) and (self._trace_seen or not self._fmt.needs_frame):
                 # (Consoles interleave: syzkaller's logs show the stack after the panic's last words.)
                 self._take(line)
                 done.append(self._finish())
@@ -547,6 +564,7 @@ class Parser:
         if header is not None:
             self._fmt, self._match = header
             self._lines, self._start = [line], self.line_no
+            self._fms, self._fm = [_FRAME.match(line)], _UNSEEN
             self._last, self._pending = self.line_no, []
             self._in_trace = self._trace_seen = False
             tm = _KTIME.search(_CONSOLE_LOG.sub("", raw, count=1)[:40])
@@ -557,9 +575,12 @@ class Parser:
         return [self._finish()] if self._fmt is not None else []
 
     def _take(self, line: str) -> None:
-        self._lines += self._pending
+        if self._pending:
+            self._lines += self._pending
+            self._fms += [_FRAME.match(ln) for ln in self._pending]
+            self._pending = []
         self._lines.append(line)
-        self._pending = []
+        self._fms.append(_FRAME.match(line) if self._fm is _UNSEEN else self._fm)
         self._last = self.line_no
 
     def _header(self, line: str) -> Optional[Tuple[Format, re.Match]]:
@@ -586,12 +607,13 @@ class Parser:
 
     def _trace_over(self, line: str) -> bool:
         """After the last stack trace of the report: the first line that is no part of one."""
-        if _TRACE_START.match(line):
+        if line[:1] in "CBSs" and _TRACE_START.match(line):
             self._in_trace = True
             return False
         if self._in_trace:
-            if _FRAME.match(line) or _REG.match(line) or not line.strip():
-                self._trace_seen = self._trace_seen or bool(_FRAME.match(line))
+            frame = self._fm = _FRAME.match(line)
+            if frame or _REG.match(line) or not line.strip():
+                self._trace_seen = self._trace_seen or bool(frame)
                 return False
             if self._trace_seen and self._fmt.needs_frame:
                 return not line.startswith(("Showing", "Modules linked in", "Allocated by", "Freed by",
@@ -603,22 +625,22 @@ class Parser:
 
     def _finish(self) -> Report:
         fmt, m, lines, end_line = self._fmt, self._match, self._lines, self._last
+        fms = self._fms  # each line's _FRAME match, made once
         self._fmt = None
-        frames = [{"function": frame_name(fm.group(2)), "raw": ln.strip()}
-                  for ln in lines if (fm := _FRAME.match(ln)) and not fm.group(1)]
-        frame = self._guilty(fmt, m, lines)
+        frames = list(itertools.islice(self._frame_dicts(lines, fms), MAX_FRAMES))
+        frame = self._guilty(fmt, m, lines, fms)
         # As syzkaller has it: a report that should carry a stack and lost it is corrupted, whatever title.
-        corrupted = fmt.needs_frame and (frame is None or not self._has_trace(lines))
+        corrupted = fmt.needs_frame and (frame is None or not self._has_trace(lines, fms))
         # Fault injection and allocation failures print their own stack: when one comes before the
         # report's RIP, the two are mixed up.
-        corrupted = corrupted or self._foreign_dump_first(lines)
+        corrupted = corrupted or self._foreign_dump_first(lines, fms)
         fields = dict(m.groupdict(default=""))
         if fmt.name == "warning":
             fields["warning"] = self._warning_kind(f'{fields.get("src", "")} {_SUFFIX.sub("", fields.get("func", ""))}', lines)
             if fields["warning"] != "WARNING":
                 # A subsystem's check: the function it fired in is the checker, its caller the culprit.
                 checker = m.group("func")
-                frame = next((name for f in self._after_rip(lines, checker)
+                frame = next((name for f in self._after_rip(lines, fms, checker)
                               if f != checker and (name := good_frame(f)) is not None), frame)
             if corrupted:
                 frame = None  # syzkaller names a WARNING without its stack "in corrupted"
@@ -628,7 +650,7 @@ class Parser:
                                and good_frame(f["function"]) is not None), None) if not corrupted else None
                 frame = f"{caller or 'corrupted'}/usb_submit_urb"
         if fmt.name in ("rcu-stall", "soft-lockup"):
-            stacks = [s for s in self._stacks(lines) if s]
+            stacks = [s for s in self._stacks(lines, fms) if s]
             if stacks and _SUFFIX.sub("", stacks[0][0]) == "__schedule" and len(stacks[0]) > 1 \
                     and stacks[0][1] == "preempt_schedule_common":
                 # The blocking task gave the CPU up, it is not looping: its stack says where it stopped, not why.
@@ -661,54 +683,61 @@ class Parser:
         else:
             title = fmt.title.format(frame=frame or "corrupted", **fields)
         report = Report(title=title, type=title_type(title), corrupted=corrupted, frame=frame, start_line=self._start,
-                        end_line=end_line, text="\n".join(lines), format=fmt.name, frames=frames[:64],
+                        end_line=end_line, text="\n".join(lines), format=fmt.name, frames=frames,
                         timestamp=self._time)
-        for ln in lines:
-            cm = _CPU_PID.search(ln)
-            if cm and report.pid is None:
-                report.cpu, report.pid, report.comm = int(cm.group(1)), int(cm.group(2)), cm.group(3)
-                report.taint, report.release = cm.group(4), cm.group(5)
+        cm = next(filter(None, (_CPU_PID.search(ln) for ln in lines if "PID: " in ln)), None)
+        if cm:
+            report.cpu, report.pid, report.comm = int(cm.group(1)), int(cm.group(2)), cm.group(3)
+            report.taint, report.release = cm.group(4), cm.group(5)
         if fmt.name in LOCKDEP_FORMATS:
-            report.locks = list(dict.fromkeys(lm.group(1) for ln in lines for lm in _LOCK_NAME.finditer(ln)))
+            report.locks = list(dict.fromkeys(lm.group(1) for ln in lines if "{" in ln
+                                              for lm in _LOCK_NAME.finditer(ln)))
         return report
 
     @staticmethod
-    def _stacks(lines: List[str]) -> List[List[str]]:
+    def _frame_dicts(lines: List[str], fms: List) -> Iterator[Dict[str, str]]:
+        for ln, fm in zip(lines, fms):
+            if fm and not fm.group(1):
+                yield {"function": frame_name(fm.group(2)), "raw": ln.strip()}
+
+    @staticmethod
+    def _stacks(lines: List[str], fms: List) -> List[List[str]]:
         """The report's stacks (one per trace or NMI backtrace), each top first with its RIP: a stall's
         anchor may be in the interrupted context or in the softirq the interrupt ran."""
         stacks: List[List[str]] = [[]]
-        for ln in lines:
+        for ln, fm in zip(lines, fms):
             if (_TRACE_START.match(ln) or ln.startswith("NMI backtrace")) and stacks[-1]:
                 stacks.append([])
-            if (fm := _FRAME.match(ln)) and not fm.group(1):
+            if fm and not fm.group(1):
                 stacks[-1].append(fm.group(2))
-            elif rm := _RIP.search(ln):
+            elif rm := _rip(ln):
                 stacks[-1].append(rm.group(1))
         return stacks
 
     @staticmethod
-    def _after_rip(lines: List[str], func: Optional[str]) -> List[str]:
+    def _after_rip(lines: List[str], fms: List, func: Optional[str]) -> List[str]:
         """The trace frames of the stack FUNC's RIP line belongs to (all of them without such a line):
         another task's stack may come first."""
-        start = next((i for i, ln in enumerate(lines) if func and (rm := _RIP.search(ln)) and rm.group(1) == func), 0)
-        return [fm.group(2) for ln in lines[start:] if (fm := _FRAME.match(ln)) and not fm.group(1)]
+        start = next((i for i, ln in enumerate(lines) if func and (rm := _rip(ln)) and rm.group(1) == func), 0)
+        return [fm.group(2) for fm in fms[start:] if fm and not fm.group(1)]
 
     @staticmethod
-    def _foreign_dump_first(lines: List[str]) -> bool:
-        for ln in lines:
-            if _RIP.search(ln):
+    def _foreign_dump_first(lines: List[str], fms: List) -> bool:
+        for ln, fm in zip(lines, fms):
+            if _rip(ln):
                 return False
-            if ((fm := _FRAME.match(ln)) and fm.group(2).startswith("should_fail")) or _FOREIGN_DUMP.match(ln):
+            if (fm and fm.group(2).startswith("should_fail")) or (
+                    ("FAULT_INJECTION" in ln or "cpuset=" in ln or "mems_allowed=" in ln) and _FOREIGN_DUMP.match(ln)):
                 return True
         return False
 
     @staticmethod
-    def _has_trace(lines: List[str]) -> bool:
+    def _has_trace(lines: List[str], fms: List) -> bool:
         in_trace = False
-        for ln in lines:
+        for ln, fm in zip(lines, fms):
             if _TRACE_START.match(ln):
                 in_trace = True
-            elif in_trace and (fm := _FRAME.match(ln)) and not fm.group(1):
+            elif in_trace and fm and not fm.group(1):
                 return True
         return False
 
@@ -729,7 +758,7 @@ class Parser:
         return ""
 
     @staticmethod
-    def _guilty(fmt: Format, m: re.Match, lines: List[str]) -> Optional[str]:
+    def _guilty(fmt: Format, m: re.Match, lines: List[str], fms: List) -> Optional[str]:
         for source in fmt.frame_from:
             if source == "header":
                 func = m.groupdict().get("func")
@@ -739,7 +768,7 @@ class Parser:
                 for i, ln in enumerate(lines):
                     am = _AT.search(ln)
                     if am is None and ln.endswith(" at:") and i + 1 < len(lines):
-                        am = _FRAME.match(lines[i + 1])  # "... lock (x) at:" then the frame alone
+                        am = fms[i + 1]  # "... lock (x) at:" then the frame alone
                         am = am if am and not am.group(1) else None
                     func = am.group(am.lastindex) if am else None
                     if func and (name := good_frame(func)):
@@ -747,23 +776,21 @@ class Parser:
             elif source == "safe-at":
                 # The irq-safe lock's first use, from an interrupt: where the inversion bites.
                 at = next((i for i, ln in enumerate(lines) if re.search(r"became \S+-irq-safe at:$", ln)), None)
-                for ln in lines[at + 1:] if at is not None else []:
-                    fm = _FRAME.match(ln)
+                for fm in fms[at + 1:] if at is not None else []:
                     if not fm:
                         break
                     if not fm.group(1) and (name := good_frame(fm.group(2))):
                         return name
             elif source == "rip":  # the first one: later ones are other contexts (an interrupt's, a CPU's)
-                rm = next(filter(None, map(_RIP.search, lines)), None)
+                rm = next(filter(None, map(_rip, lines)), None)
                 if rm and (name := good_frame(rm.group(1))):
                     return name
             elif source in ("trace", "backtrace"):  # backtrace: only frames under a "Call Trace:" line
                 in_trace = False
-                for ln in lines:
+                for ln, fm in zip(lines, fms):
                     if _TRACE_START.match(ln):
                         in_trace = True
                         continue
-                    fm = _FRAME.match(ln)
                     # An inlined frame is part of its caller, the function that was really called.
                     if fm and not fm.group(1) and (in_trace or (source == "trace" and ln.startswith(" "))) \
                             and not ln.endswith("[inline]"):
