@@ -147,7 +147,7 @@ def cmd_run(args) -> int:
     progress = Progress()
     try:
         result = runs.run_test(lab, args.test, kernel=args.kernel, results=args.results, duration=args.duration,
-                               progress=progress)
+                               stop_on_first_splat=args.stop_on_first_splat or None, progress=progress)
     finally:
         progress.close()
     run_dir = (args.results or lab.results_dir) / result["id"]
@@ -252,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--kernel", help="kernel name from lab.yaml (default: defaults.kernel)")
     r.add_argument("--results", type=Path, help="results root (default: results/ beside lab.yaml)")
     r.add_argument("--duration", type=int, help="workload duration in seconds (default: the test's)")
+    r.add_argument("--stop-on-first-splat", action="store_true",
+                   help="end the run at the first kernel report that is not ignored (for bisecting: a bad "
+                        "commit fails fast)")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("config", help="configuration commands")

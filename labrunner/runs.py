@@ -5,6 +5,7 @@ qemu.stderr, workload.log, dmesg.txt, labrunner.log and run.json. run.json is re
 every phase, so a run that dies halfway still leaves a valid record saying how far it got.
 """
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -97,9 +98,13 @@ def _session_fields(s: Session) -> Dict[str, Any]:
 
 
 def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None, results: Optional[Path] = None,
-             duration: Optional[int] = None, progress: Callable[[str], None] = lambda s: None) -> Dict[str, Any]:
-    """Boot, run TEST's workload, collect everything; the final run.json contents."""
+             duration: Optional[int] = None, stop_on_first_splat: Optional[bool] = None,
+             progress: Callable[[str], None] = lambda s: None) -> Dict[str, Any]:
+    """Boot, run TEST's workload, collect everything; the final run.json contents. DURATION and
+    STOP_ON_FIRST_SPLAT, when given, override the test's own."""
     test = lab.pick("tests", test_name)
+    if stop_on_first_splat is not None:
+        test = dataclasses.replace(test, stop_on_first_splat=stop_on_first_splat)
     kernel_cfg = lab.pick("kernels", kernel or test.kernel)
     if test.hotplug is not None:
         hotplug.check_machine(lab.pick("machines", test.machine))
@@ -131,12 +136,20 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
             collector.finish_console()
             if not hung:  # a hung guest may not answer; its console was kept
                 progress("collecting dmesg")
-                dmesg = _dmesg(session)
-                (outdir / "dmesg.txt").write_bytes(dmesg)
-                collector.add_dmesg(dmesg.decode("utf-8", "replace"))
+                try:
+                    dmesg = _dmesg(session)
+                except CommandTimeout as e:  # it stopped answering after the workload: that is news too
+                    verdict, reason, hung = FAIL, f"guest stopped answering: {e}", True
+                else:
+                    (outdir / "dmesg.txt").write_bytes(dmesg)
+                    collector.add_dmesg(dmesg.decode("utf-8", "replace"))
             verdict, reason = _judge(verdict, reason, collector, keep_reason=hung)
             record.update(splats=_symbolized(collector.summary(), session, progress))
             record.finish(verdict, reason)
+        except CommandTimeout as e:  # a guest that stops answering outside the workload (uname -r)
+            collector.finish_console()
+            record.update(splats=_symbolized(collector.summary(), session, progress))
+            record.finish(*_judge(FAIL, f"guest stopped answering: {e}", collector, keep_reason=True))
         except LabError as e:
             e = session.infra_cause(e)
             collector.finish_console()
@@ -354,5 +367,5 @@ def _hang_evidence(session: Session) -> List[str]:
 
 def _dmesg(session: Session) -> bytes:
     chunks = []
-    session.ssh.run("dmesg", timeout=60, stdout=chunks.append)
+    session.ssh.run("dmesg", timeout=20, stdout=chunks.append)  # a second or two when the guest is well
     return b"".join(chunks)

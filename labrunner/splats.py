@@ -326,8 +326,9 @@ FORMATS: List[Format] = [
        ("backtrace", "at")),
     _f("bad-unlock", _LD + r"bad unlock balance detected!", "{kind}: bad unlock balance in {frame}", ("at", "trace")),
     _f("held-freed", _LD + r"held lock freed!", "{kind}: held lock freed in {frame}", ("at", "trace")),
+    # No stack: the report is the held-lock list, and ends after it.
     _f("held-return", _LD + r"lock held when returning to user space!",
-       "{kind}: lock held when returning to user space in {frame}", ("at",)),
+       "{kind}: lock held when returning to user space in {frame}", ("at",), needs_frame=False),
     _f("still-held", _LD + r"(?:.*still has locks held!|.* is exiting with locks still held!)",
        "{kind}: still has locks held in {frame}", ("at", "trace")),
     _f("nested-lock", _LD + r"Nested lock was not taken", "{kind}: nested lock was not taken in {frame}", ("at", "trace")),
@@ -419,7 +420,7 @@ _TITLE_TYPES = [(re.compile(p), t) for p, t in [
     (r"^UBSAN: array-index-out-of-bounds", "MEMORY_SAFETY_UBSAN"),
     (r"^UBSAN", "UBSAN"),
     (r"^(?:possible deadlock|inconsistent lock state|(?:BUG|WARNING): (?:bad unlock balance|held lock freed|"
-     r"still has locks held|nested lock)|BUG: Invalid wait context)", "LOCKDEP"),
+     r"still has locks held|nested lock|lock held when returning|locking bug)|BUG: Invalid wait context)", "LOCKDEP"),
     (r"^WARNING: refcount bug", "REFCOUNT_WARNING"),
     (r"^WARNING", "WARNING"),
     (r"^BUG: (?:sleeping function called|scheduling while atomic)", "ATOMIC_SLEEP"),
@@ -451,6 +452,7 @@ _REG = re.compile(r"^(?:Exception stack\(|[0-9a-f]{4}: |[RE]?(?:AX|BX|CX|DX|SI|D
 MAX_LINES = 400
 MAX_FRAMES = 64  # kept per report
 _FOREIGN_DUMP = re.compile(r"^(?:FAULT_INJECTION: forcing a failure|\S+ cpuset=|\s*mems_allowed=)")
+_HELD_LOCK = re.compile(r"^\s*#\d+: ")  # lockdep's " #0: ffff... (lock){....}, at: f+0x10/0x20"
 _UNSEEN = object()  # a line not matched against _FRAME yet
 MAX_FOREIGN = 3  # non-trace lines a trace may hold before its end is declared
 
@@ -525,7 +527,7 @@ class Parser:
         self._fms: List[Optional[re.Match]] = []  # _FRAME's match of each line in _lines
         self._fm = _UNSEEN
         self._match: Optional[re.Match] = None
-        self._in_trace = False
+        self._in_trace = self._locks_seen = False
         self._trace_seen = False
         self._time: Optional[float] = None
 
@@ -566,7 +568,7 @@ class Parser:
             self._lines, self._start = [line], self.line_no
             self._fms, self._fm = [_FRAME.match(line)], _UNSEEN
             self._last, self._pending = self.line_no, []
-            self._in_trace = self._trace_seen = False
+            self._in_trace = self._trace_seen = self._locks_seen = False
             tm = _KTIME.search(_CONSOLE_LOG.sub("", raw, count=1)[:40])
             self._time = float(tm.group(1)) if tm else None
         return done
@@ -606,7 +608,13 @@ class Parser:
                 or (self._fmt.name == "rcu-stall" and fmt.name == "warning" and not self._trace_seen))
 
     def _trace_over(self, line: str) -> bool:
-        """After the last stack trace of the report: the first line that is no part of one."""
+        """After the last stack trace of the report: the first line that is no part of one. A report
+        that carries no stack ends after its held-lock list, if it has one."""
+        if not self._fmt.needs_frame:
+            if _HELD_LOCK.match(line):
+                self._locks_seen = True
+                return False
+            return self._locks_seen
         if line[:1] in "CBSs" and _TRACE_START.match(line):
             self._in_trace = True
             return False
