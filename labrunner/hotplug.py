@@ -58,7 +58,7 @@ class Controller:
         self.slots = [Slot(f"{HOTPLUG_ID_PREFIX}{s}", s) for s in sockets]
         # Multi-threaded TCG needs a fresh vCPU context per plug (see qemu.declared_cpus).
         self.plugs_left: Optional[int] = machine.tcg_plug_budget if accel.name == "tcg" else None
-        self.stats = {"plugged": 0, "unplugged": 0, "plug_failures": 0, "unplug_timeouts": 0}
+        self.stats = {"plugged": 0, "unplugged": 0, "plug_failures": 0, "unplug_timeouts": 0, "abandoned": 0}
         self.error: Optional[BaseException] = None
         self._announced: List[tuple] = []  # (monotonic time, apicid) from lab-cpu-agent
         self._announce_lock = threading.Lock()
@@ -118,7 +118,10 @@ class Controller:
         if self.plugs_left is not None:
             self.plugs_left -= 1
         apic = self.qmp.execute("qom-get", {"path": f"/machine/peripheral/{slot.id}", "property": "apic-id"})
-        if self._wait(lambda: self._was_announced(apic, t0), t0, 0.1):
+        ok = self._wait(lambda: self._was_announced(apic, t0), t0, 0.1)
+        if ok is None:
+            self._outcome("plug", slot, None, t0, "the run ended before the guest onlined it")
+        elif ok:
             self._outcome("plug", slot, True, t0, f"guest onlined apicid {apic}")
         else:
             self._outcome("plug", slot, False, t0, f"guest did not online apicid {apic} within "
@@ -129,7 +132,10 @@ class Controller:
         if not self._request("unplug", slot, t0, "device_del", {"id": slot.id}):
             return
         slot.unplug_pending = True
-        if self._wait(lambda: self._slot_empty(slot), t0, 0.2):
+        ok = self._wait(lambda: self._slot_empty(slot), t0, 0.2)
+        if ok is None:
+            self._outcome("unplug", slot, None, t0, "the run ended before the slot emptied")
+        elif ok:
             slot.unplug_pending, slot.plugged = False, False
             self._outcome("unplug", slot, True, t0, "slot empty")
         else:
@@ -149,13 +155,15 @@ class Controller:
             self._outcome(action, slot, False, t0, f"{command} refused: {e}")
             return False
 
-    def _wait(self, confirmed, t0: float, interval: float) -> bool:
-        """Poll CONFIRMED() until it holds or confirm_timeout has passed since T0."""
+    def _wait(self, confirmed, t0: float, interval: float) -> Optional[bool]:
+        """Poll CONFIRMED() until it holds or confirm_timeout has passed since T0; None when the run
+        stops first (a hung guest would otherwise hold the run's end for the whole timeout)."""
         deadline = t0 + self.spec.confirm_timeout
         while time.monotonic() < deadline:
             if confirmed():
                 return True
-            time.sleep(interval)
+            if self._stop.wait(interval):
+                return None
         return False
 
     def _recheck_pending(self) -> None:
@@ -166,9 +174,10 @@ class Controller:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _outcome(self, action: str, slot: Slot, ok: bool, t0: float, detail: str) -> None:
-        key = {("plug", True): "plugged", ("plug", False): "plug_failures",
-               ("unplug", True): "unplugged", ("unplug", False): "unplug_timeouts"}[(action, ok)]
+    def _outcome(self, action: str, slot: Slot, ok: Optional[bool], t0: float, detail: str) -> None:
+        """OK None: abandoned, the run stopped while it was being confirmed."""
+        key = {("plug", True): "plugged", ("plug", False): "plug_failures", ("unplug", True): "unplugged",
+               ("unplug", False): "unplug_timeouts"}.get((action, ok), "abandoned")
         self.stats[key] += 1
         self.qmp.note({"action": f"{action}-done", "slot": slot.id, "ok": ok,
                        "seconds": round(time.monotonic() - t0, 3), "detail": detail})

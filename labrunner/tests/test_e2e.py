@@ -134,6 +134,7 @@ def test_killing_labrunner_leaves_no_qemu(sig, moment):
 
 
 def run_record(tmp_path, *args, timeout=900):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     p = labrunner("run", *args, "--results", str(tmp_path), timeout=timeout)
     (run_dir,) = tmp_path.iterdir()
     return p, json.loads((run_dir / "run.json").read_text()), run_dir

@@ -22,6 +22,7 @@ EXPECTED = {
     "inject-cpus-lock-leak": "WARNING: lock held when returning to user space in ",
     "inject-sleep-in-atomic": "BUG: sleeping function called from invalid context in ",
 }
+STACKLESS = {"inject-cpus-lock-leak"}
 
 
 def test_stable_debug_builds_from_cache_and_passes(tmp_path):
@@ -49,15 +50,22 @@ def test_injected_bug_is_caught_and_plain_boot_is_clean(kernel, tmp_path):
     assert splats.parse_lines(plain.stdout.splitlines()) == [], "a plain boot must not report anything"
     # stop at the first report: the verdict is the point here, and the hang some bugs lead to would
     # otherwise be waited out (README lists what follows each report, measured without the flag)
-    p, record, _ = run_record(tmp_path, "vm-churn-hotplug", "--kernel", kernel, "--duration", "60",
-                              "--stop-on-first-splat")
+    args = ("vm-churn-hotplug", "--kernel", kernel, "--duration", "60", "--stop-on-first-splat")
+    p, record, _ = run_record(tmp_path / "1", *args)
+    if (record.get("workload") or {}).get("vm_cycles") == 0:
+        # Once in about ten runs under TCG the guest wedges at its very first nested VM (a vCPU whose
+        # timer stops: an RCU stall in do_idle) before the workload starts. The lab reports that
+        # honestly; this test is about the injected bug, so it gets one more boot.
+        p, record, _ = run_record(tmp_path / "2", *args)
     assert p.returncode == 1, p.stdout + p.stderr
     assert record["verdict"] == "fail"
     titles = [s["title"] for s in record["splats"]]
     assert titles and titles[0].startswith(EXPECTED[kernel]), json.dumps(titles)
     assert record["reason"].startswith(EXPECTED[kernel])
-    # debug.config keeps line tables: frames carry their file:line (lockdep's "lock held when returning"
-    # prints no stack, the hung tasks after it do)
-    sources = [f.get("source", "") for s in record["splats"] for f in s["frames"]]
-    assert any(re.fullmatch(r"(?:kernel|virt|arch|mm|drivers)/[\w/.-]+\.[chS]:\d+", s) for s in sources), \
-        json.dumps(record["splats"])
+    # debug.config keeps line tables: the report's frames carry their file:line (lockdep's "lock held
+    # when returning to user space" prints no stack at all)
+    sources = [f.get("source", "") for f in record["splats"][0]["frames"]]
+    if kernel in STACKLESS:
+        assert sources == []
+    else:
+        assert any(re.fullmatch(r"virt/kvm/kvm_main\.c:\d+", s) for s in sources), json.dumps(record["splats"][0])
