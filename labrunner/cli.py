@@ -311,9 +311,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.verbose < 2:
         for noisy in ("paramiko", "qemu", "asyncio"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    # SIGTERM and SIGHUP unwind like Ctrl-C, so every QEMU is stopped on the way out.
+    # SIGTERM and SIGHUP unwind like Ctrl-C, so every QEMU is stopped on the way out. SIGINT too, even
+    # when a non-interactive shell started labrunner in the background with SIGINT ignored.
     signal.signal(signal.SIGTERM, _raise_exit)
     signal.signal(signal.SIGHUP, _raise_exit)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return args.func(args)
     except LabError as e:
