@@ -341,6 +341,10 @@ FORMATS: List[Format] = [
        "INFO: trying to register non-static key in {frame}", ("trace",), anywhere=True),
     _f("lockdep-limit", r"BUG: (?P<what>MAX_\w+ too low!|lock held at task exit)", "BUG: {what}",
        needs_frame=False),
+    # CONFIG_DEBUG_SPINLOCK's own checks (no lockdep needed).
+    _f("spinlock", r"BUG: (?P<lock>spinlock|rwlock) (?P<what>recursion|lockup suspected|already unlocked|"
+                   r"wrong owner|wrong CPU|bad magic|cpu recursion|trylock failure on UP)",
+       "BUG: {lock} {what} in {frame}", ("trace",)),
     # Atomicity.
     _f("sleep-atomic", r"BUG: sleeping function called from invalid context",
        "BUG: sleeping function called from invalid context in {frame}", ("trace",)),
@@ -426,6 +430,7 @@ _TITLE_TYPES = [(re.compile(p), t) for p, t in [
     (r"^BUG: (?:sleeping function called|scheduling while atomic)", "ATOMIC_SLEEP"),
     (r"^(?:INFO: task hung|INFO: rcu detected stall|BUG: soft lockup|BUG: hard lockup)", "HANG"),
     (r"^(?:kernel BUG|BUG: bad usercopy|BUG: Bad page)", "BUG"),
+    (r"^BUG: (?:spinlock|rwlock) ", "LOCKDEP"),
     (r"^(?:kernel panic|trusty: )", "DoS"),
 ]]
 _KASAN_TITLE = re.compile(r"^KASAN: ([\w-]+)(?: (Read|Write))?")

@@ -13,7 +13,7 @@ import pytest
 
 from labrunner import splats
 
-from .test_e2e import labrunner, run_record
+from .test_e2e import labrunner, run_clean_kernel, run_record
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def test_stable_debug_builds_from_cache_and_passes(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     key = re.search(r"key (\w+)", build.stdout).group(1)
     assert f"key {key}" in again.stdout and time.monotonic() - t0 < 60, "nothing changed: from the cache"
-    p, record, _ = run_record(tmp_path, "vm-churn-hotplug", "--kernel", "stable-debug", "--duration", "60")
+    p, record, _ = run_clean_kernel(tmp_path, "vm-churn-hotplug", "--kernel", "stable-debug", "--duration", "60")
     assert p.returncode == 0, p.stdout + p.stderr
     assert record["verdict"] == "pass"
     assert all(s["ignored"] for s in record["splats"]), record["splats"]  # see ignore_splats in lab.yaml

@@ -59,7 +59,9 @@ def test_negative_cases_give_no_report(case):
 GOLDEN = corpus.DATA / "lab"
 
 
-@pytest.mark.parametrize("log", ["lockdep-injected-6.12.log", "clean-6.12-debug-vmchurn.log"])
+@pytest.mark.parametrize("log", ["lockdep-injected-6.12.log", "clean-6.12-debug-vmchurn.log",
+                                 "cpus-lock-leak-6.12.117.log", "sleep-in-atomic-6.12.117.log",
+                                 "spinlock-recursion-6.12.117-vmchurn.log"])
 def test_lab_logs_golden(log):
     got = [{k: r.to_dict()[k] for k in ("title", "type", "corrupted", "frame", "start_line", "end_line",
                                         "locks", "comm", "signature")} for r in splats.parse_file(GOLDEN / log)]
@@ -177,6 +179,7 @@ HEADERS = {
     "dentry": "BUG: Dentry ffff880175978600{i=8bb9,n=lo}  still in use (1) [unmount of proc proc]",
     "trusty": "trusty: panic (caller 0xffffffffe0002314): failed(-5) to start app 6",
     "rust-panic": "rust_kernel: panicked at drivers/android/binder/node.rs:877:13:",
+    "spinlock": "BUG: spinlock recursion on CPU#0, swapper/0/0",
     "bad-unlock": "WARNING: bad unlock balance detected!",
     "held-freed": "[ BUG: held lock freed! ]",
     "held-return": "WARNING: lock held when returning to user space!",
