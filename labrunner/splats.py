@@ -69,9 +69,10 @@ _SYSCALL = re.compile(r"^(?:__x64_sys_|__ia32_sys_|__arm64_sys_|__se_sys_|__do_s
 _SKIP = re.compile("^(?:" + "|".join([
     r"dump_stack\w*", r"__dump_stack", r"show_stack", r"show_regs\w*", r"sched_show_task", r"print_\w+",
     r"\w*printk\w*", r"panic", r"\w+_panic", r"assertfail", r"dump_backtrace",
-    r"str(?:n?cpy|l?cat|n?cmp|n?len|r?chr|n?str|sep|scpy|lcpy|ncat|n?casecmp|n?dup|pbrk|c?spn)\w*", r"string\w*", r"mem(?:cmp|chr|scan|dup)\w*", r"\w*string", r"vsnprintf", r"v?snprintf", r"sprintf", r"pointer",
+    r"str(?:n?cpy|l?cat|n?cmp|n?len|r?chr|n?str|sep|scpy|lcpy|ncat|n?casecmp|n?dup|pbrk|c?spn)\w*",
+    r"string\w*", r"mem(?:cmp|chr|scan|dup)\w*", r"\w*string", r"v?snprintf", r"sprintf", r"pointer",
     r"read_word_at_a_time", r"crc\d+\w*", r"\w*atomic_\w+", r"test_and_\w+", r"(?:__)?(?:set|clear|change)_bit",
-    r"__wake_up\w*", r"console_unlock", r"__do_kernel_fault", r"register_lock_class", r"reacquire_held_locks",
+    r"__wake_up\w*", r"console_unlock", r"register_lock_class", r"reacquire_held_locks",
     r"__should_\w+", r"should_\w+", r"__warn\w*", r"warn_\w+", r"report_bug", r"handle_bug", r"fixup_bug",
     r"do_error_trap", r"do_trap\w*", r"do_invalid_op", r"invalid_op", r"exc_\w+", r"asm_exc_\w+", r"\w*_trap",
     r"__\w*lock_acquire\w*", r"lock_acquire\w*", r"lock_release", r"lock_acquired", r"lock_contended",
@@ -80,13 +81,14 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"_?_?raw_\w+", r"queued_\w*lock\w*", r"native_queued\w+",
     r"\w*spin_lock\w*", r"\w*spin_unlock\w*", r"\w*read_lock\w*", r"\w*write_lock\w*",
     r"__mutex_\w+", r"mutex_\w+", r"\w*rwsem\w*", r"down_\w+", r"down", r"up_\w+", r"up",
-    r"__down\w*", r"__up\w*", r"(?:__)?percpu_(?:down|up)_\w+", r"percpu_rwsem_\w+", r"lock_sock\w*", r"release_sock", r"rt_mutex\w*", r"__rt_mutex\w*", r"lock_timer_base",
-    r"kasan_\w+", r"__kasan_\w+", r"check_memory_region\w*", r"__asan_\w+", r"asan_\w+", r"kmsan_\w+",
-    r"__msan_\w+", r"ubsan_\w+", r"__ubsan_\w+", r"memcpy\w*", r"memset\w*", r"memmove\w*", r"strlen",
-    r"strcmp", r"strncpy", r"__memcpy\w*", r"__memset\w*", r"copy_user\w*", r"\w*copy_(?:to|from)_user\w*",
+    r"__down\w*", r"__up\w*", r"(?:__)?percpu_(?:down|up)_\w+", r"percpu_rwsem_\w+", r"lock_sock\w*",
+    r"release_sock", r"(?:__)?rt_mutex\w*",
+    r"_*kasan\w*", r"check_memory_region\w*", r"__asan_\w+", r"asan_\w+", r"kmsan_\w+",
+    r"__msan_\w+", r"(?:__)?ubsan_\w+", r"(?:__)?mem(?:cpy|set|move)\w*", r"copy_user\w*",
+    r"\w*copy_(?:to|from)_user\w*",
     r"__kmalloc\w*", r"kmalloc\w*", r"kmem_cache_\w+", r"__kmem_cache_\w+", r"slab_\w+", r"__slab_\w+",
     r"___slab_\w+", r"kfree\w*", r"__kfree\w*", r"kzalloc\w*", r"kvmalloc\w*", r"kvfree\w*", r"__do_kmalloc\w*",
-    r"krealloc\w*", r"kmemdup\w*", r"alloc_pages\w*", r"__alloc_pages\w*", r"should_fail\w*",
+    r"krealloc\w*", r"kmemdup\w*", r"(?:__)?alloc_pages?\w*", r"should_fail\w*",
     r"refcount_\w+", r"__refcount_\w+", r"list_\w+", r"__list_\w+", r"debug_object\w*", r"__debug_object\w*",
     r"rcu_lockdep_\w+", r"lockdep_rcu_suspicious", r"___might_sleep", r"__might_sleep", r"might_sleep\w*",
     r"__might_fault", r"might_fault", r"__might_resched", r"__cant_sleep", r"schedule_debug", r"__schedule_bug",
@@ -94,10 +96,11 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"__schedule", r"schedule", r"schedule_\w+", r"io_schedule\w*", r"preempt_schedule\w*", r"__wait_\w+",
     r"wait_for_\w+", r"do_wait_\w+", r"__flush_work", r"flush_work", r"__cancel_work\w*", r"cancel_work\w*",
     r"\w+_lock_pair\w*", r"\w+_wait_urb", r"__x86_indirect_thunk_\w+", r"(?:__)?rb_\w+", r"\w+_is_static_object",
-    r"osq_lock", r"__this_cpu_preempt_check", r"check_preemption_disabled", r"rcu_gp_kthread", r"rcu_is_watching",
-    r"__memmove", r"rcu_print_\w+", r"dump_cpu_task",
+    r"osq_lock", r"__this_cpu_preempt_check", r"rcu_gp_kthread", r"rcu_is_watching", r"rcu_print_\w+",
+    r"dump_cpu_task",
     r"rcu_\w*barrier", r"wait_event\w*", r"prepare_to_wait\w*", r"finish_wait", r"bit_wait\w*", r"out_of_line_wait\w*",
-    r"__wait_on_bit\w*", r"wait_on_\w+", r"ldsem_\w+", r"kthread_stop", r"__switch_to\w*", r"context_switch", r"__lock_page\w*", r"folio_wait\w*", r"__folio_lock\w*",
+    r"__wait_on_bit\w*", r"wait_on_\w+", r"ldsem_\w+", r"kthread_stop", r"__switch_to\w*", r"context_switch",
+    r"__lock_page\w*", r"folio_wait\w*", r"__folio_lock\w*",
     r"entry_SYSCALL\w*", r"do_syscall_\w+", r"do_fast_syscall\w*", r"syscall_\w+", r"ret_from_fork\w*",
     r"kthread", r"worker_thread", r"process_scheduled_works", r"smpboot_thread_fn",
     r"__do_softirq", r"do_softirq\w*", r"handle_softirqs", r"irq_exit\w*", r"__irq_exit\w*",
@@ -106,12 +109,11 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"fault_in_\w*", r"handle_mm_fault", r"__handle_mm_fault", r"do_user_addr_fault", r"page_fault\w*",
     r"do_page_fault", r"__do_page_fault", r"no_context", r"__bad_area\w*", r"bad_area\w*", r"kernelmode_fixup\w*",
     r"oops_\w+", r"die\w*", r"__die\w*", r"do_general_protection", r"general_protection", r"search_exception_tables",
-    r"nmi_\w+", r"watchdog\w*", r"__warn_printk", r"arch_trigger\w*", r"trigger_\w+_backtrace", r"rcu_dump_\w+",
+    r"nmi_\w+", r"watchdog\w*", r"arch_trigger\w*", r"trigger_\w+_backtrace", r"rcu_dump_\w+",
     r"rcu_sched_clock_irq", r"rcu_pending", r"rcu_check_\w+", r"update_process_times", r"tick_\w+", r"__hrtimer\w*",
     r"hrtimer_\w+", r"scheduler_tick", r"sched_tick", r"print_cpu_stall\w*", r"check_cpu_stall", r"rcu_core\w*",
     r"lru_add_drain\w*", r"flush_smp_call\w*", r"generic_smp_call\w*", r"smp_call_function\w*", r"on_each_cpu\w*",
-    r"csd_lock_wait", r"__hrtimer_run_queues", r"hrtimer_interrupt", r"irqentry_\w+",
-    r"usercopy_\w+", r"__check_\w+", r"check_object_size", r"check_heap_object",
+    r"csd_lock_wait", r"irqentry_\w+", r"usercopy_\w+", r"__check_\w+",
     r"(?:__)?kobject_\w+", r"kref_put", r"debug_print_object", r"fput\w*", r"task_work_run",
     # Printing: a bad pointer handed to printk faults in the formatter, not in its caller.
     r"v?scnprintf", r"va_format", r"hex_string", r"hex_dump\w*", r"print_hex_dump\w*", r"vprintk\w*",
@@ -125,14 +127,18 @@ _SKIP = re.compile("^(?:" + "|".join([
     r"device_add", r"get_device_parent", r"add_uevent_var", r"devres_release_all", r"iput", r"d?put", r"fast_dput",
     r"drop_nlink", r"mark_buffer_dirty", r"usb_kill_urb", r"__vmalloc\w*", r"vmalloc\w*", r"vzalloc\w*",
     r"(?:copy|_copy)_(?:to|from)_iter\w*", r"copy_page_(?:to|from)_iter\w*",
-    r"stack_trace_\w+", r"arch_stack_walk", r"__kasan\w*", r"____kasan\w*",
+    r"stack_trace_\w+", r"arch_stack_walk",
+    # Fault and BUG() plumbing, by architecture.
     r"do_tag_check_fault", r"do_mem_abort", r"__do_kernel_fault", r"panic_saved_regs", r"__rela_dyn_start",
     r"skb_(?:put|push|pull|over_panic|under_panic|panic)\w*", r"__phys_addr", r"folio_unlock", r"unlock_page",
     r"usb_start_wait_urb", r"usb_control_msg", r"usb_bulk_msg", r"(?:__)?wait_rcu_gp",
-    r"proc_create\w*", r"device_release", r"device_unregister", r"device_del", r"rollback_registered\w*", r"unregister_netdevice\w*",
-    r"unregister_netdev", r"alloc_page\w*", r"__alloc_frozen_pages\w*", r"free_large_kmalloc", r"___kmalloc\w*",
-    r"v?unmap\w*", r"__vunmap", r"vfree\w*", r"__vfree\w*", r"handle_overflow", r"do_bad_area", r"do_translation_fault",
-    r"el1h?_\w+", r"perf_trace_\w+", r"complete", r"__rustc::\w+", r"core::panicking::[\w:]+", r"rust_helper_BUG", r"do_read_cache_\w+", r"__read_once\w*", r"read_once\w*", r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
+    r"proc_create\w*", r"device_release", r"device_unregister", r"device_del", r"rollback_registered\w*",
+    r"unregister_netdevice\w*", r"unregister_netdev", r"__alloc_frozen_pages\w*", r"free_large_kmalloc",
+    r"___kmalloc\w*", r"v?unmap\w*", r"__vunmap", r"(?:__)?vfree\w*", r"handle_overflow", r"do_bad_area",
+    r"do_translation_fault", r"perf_trace_\w+", r"complete", r"do_read_cache_\w+", r"(?:__)?read_once\w*",
+    r"__hwasan\w*", r"try_to_grab_pending", r"drain_workqueue", r"destroy_workqueue",
+    # Rust's panic machinery (names as demangled).
+    r"__rustc::\w+", r"core::panicking::[\w:]+", r"rust_helper_BUG",
 ]) + r")$")
 
 # Names that stand for one thing whatever variant the stack shows, as syzbot's titles have them.
@@ -270,7 +276,8 @@ def frame_name(func: str) -> str:
         func = _SUFFIX.sub("", func)
     if func.startswith("_R"):
         return _RustV0(func[2:]).demangle() or func
-    if func.startswith("_Z") and (cm := re.match(r"_Z(\d+)", func)):  # C++, as in a test module: _Z8fakeNameiii is fakeName
+    # C++, as in a test module: _Z8fakeNameiii is fakeName
+    if func.startswith("_Z") and (cm := re.match(r"_Z(\d+)", func)):
         func = func[cm.end():cm.end() + int(cm.group(1))] or func
     if func.startswith(("synchronize", "__synchronize", "smp_call", "on_each")):
         for rx, name in _CANONICAL:
@@ -355,9 +362,11 @@ FORMATS: List[Format] = [
        "KASAN: {kind}{access} in {frame}{at}", ("header", "trace"), anywhere=True),
     _f("kmsan", r"BUG: KMSAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KMSAN: {kind} in {frame}",
        ("header", "trace")),
-    _f("ubsan", r"UBSAN: (?P<kind>[\w-]+|Undefined behaviour) in ", "UBSAN: {kind} in {frame}", ("trace",), anywhere=True),
+    _f("ubsan", r"UBSAN: (?P<kind>[\w-]+|Undefined behaviour) in ", "UBSAN: {kind} in {frame}", ("trace",),
+       anywhere=True),
     # SLUB's object tracking on old kernels: who allocated or freed what a check then tripped over.
-    _f("slub-track", r"INFO: (?P<what>Allocated|Freed) in (?P<func>[\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+ (?P<rest>age=\d+ cpu=\d+ pid=\d+)",
+    _f("slub-track", r"INFO: (?P<what>Allocated|Freed) in (?P<func>[\w.$]+)\+0x[0-9a-f]+/0x[0-9a-f]+ "
+                     r"(?P<rest>age=\d+ cpu=\d+ pid=\d+)",
        "INFO: {what} in {func} {rest}", needs_frame=False, anywhere=True),
     _f("gpf", r"(?:Oops: )?general protection fault(?!.* ip:)", "general protection fault in {frame}", anywhere=True),
     _f("null-deref", r"(?:BUG: u|U)nable to handle kernel NULL pointer dereference|BUG: kernel NULL pointer dereference",
@@ -370,7 +379,9 @@ FORMATS: List[Format] = [
     # Hangs.
     _f("soft-lockup", r"BUG: soft lockup", "BUG: soft lockup in {frame}", anywhere=True),
     _f("hard-lockup", r"Watchdog detected hard LOCKUP", "BUG: hard lockup in {frame}", anywhere=True),
-    _f("hung-task", r"INFO: task (?:.* blocked (?:in I/O wait )?for more than \d+ seconds|.*[^\x00-\x7f])", "INFO: task hung in {frame}",
+    # (A task name with bytes that broke the line still starts a report.)
+    _f("hung-task", r"INFO: task (?:.* blocked (?:in I/O wait )?for more than \d+ seconds|.*[^\x00-\x7f])",
+       "INFO: task hung in {frame}",
        ("trace",)),
     _f("rcu-stall", r"INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected (?:expedited )?stall|"
                     r"INFO: rcu_(?:preempt|sched|bh|tasks\w*) detected stalls?|rcu: INFO: rcu_\w+ (?:self-)?detected",
@@ -649,7 +660,8 @@ class Parser:
         corrupted = corrupted or self._foreign_dump_first(lines, fms)
         fields = dict(m.groupdict(default=""))
         if fmt.name == "warning":
-            fields["warning"] = self._warning_kind(f'{fields.get("src", "")} {_SUFFIX.sub("", fields.get("func", ""))}', lines)
+            where = f'{fields.get("src", "")} {_SUFFIX.sub("", fields.get("func", ""))}'
+            fields["warning"] = self._warning_kind(where, lines)
             if fields["warning"] != "WARNING":
                 # A subsystem's check: the function it fired in is the checker, its caller the culprit.
                 checker = m.group("func")
