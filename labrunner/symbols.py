@@ -1,9 +1,9 @@
 """Splat frames to file:line, with the kernel's own vmlinux (debug.config keeps line tables in it).
 
 A frame "f+0x1a/0x40" is an offset into f. `nm -S` gives f's address and size (the size, padded,
-tells apart static functions that share a name); `addr2line -i` turns the address into file:line, inlined callers
-included. A return address points after its call, so a frame below the top is looked up one byte
-earlier. One nm and one addr2line process per run, no shell.
+tells apart static functions that share a name); `addr2line -i` turns the address into file:line,
+inlined callers included. A return address points after its call, so a frame below the top is looked
+up one byte earlier. One nm and one addr2line process per run, no shell.
 """
 
 import posixpath
