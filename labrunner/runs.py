@@ -144,16 +144,14 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
                     (outdir / "dmesg.txt").write_bytes(dmesg)
                     collector.add_dmesg(dmesg.decode("utf-8", "replace"))
             verdict, reason = _judge(verdict, reason, collector, keep_reason=hung)
-            record.update(splats=_symbolized(collector.summary(), session, progress))
+            record.update(splats=_final_splats(collector, session, progress))
             record.finish(verdict, reason)
         except CommandTimeout as e:  # a guest that stops answering outside the workload (uname -r)
-            collector.finish_console()
-            record.update(splats=_symbolized(collector.summary(), session, progress))
+            record.update(splats=_final_splats(collector, session, progress))
             record.finish(*_judge(FAIL, f"guest stopped answering: {e}", collector, keep_reason=True))
         except LabError as e:
             e = session.infra_cause(e)
-            collector.finish_console()
-            record.update(splats=_symbolized(collector.summary(), session, progress))
+            record.update(splats=_final_splats(collector, session, progress))
             if collector.failures():  # the kernel said why it went (a panic ends QEMU: -no-reboot)
                 record.finish(*_judge(FAIL, str(e).splitlines()[0], collector, keep_reason=True))
             else:
@@ -168,10 +166,13 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
     return record.data
 
 
-def _symbolized(summary: List[Dict[str, Any]], session: Session,
-                progress: Callable[[str], None]) -> List[Dict[str, Any]]:
-    """SUMMARY with file:line on its frames when the kernel has a vmlinux. A failure here costs only
-    the file:line: it is logged, and the run's verdict stands."""
+def _final_splats(collector: "SplatCollector", session: Session,
+                  progress: Callable[[str], None]) -> List[Dict[str, Any]]:
+    """The run's reports for run.json, the console's last one closed, with file:line on their frames
+    when the kernel has a vmlinux. A failed symbolisation costs only the file:line: it is logged, and
+    the run's verdict stands."""
+    collector.finish_console()
+    summary = collector.summary()
     vmlinux = session.kernel.vmlinux if session.kernel else None
     if summary and vmlinux:
         progress("symbolising splat frames")
