@@ -24,7 +24,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from labrunner import config, image, kernel, qemu  # noqa: E402
+from labrunner import config  # noqa: E402
+from labrunner.build import image, kernel  # noqa: E402
+from labrunner.machine import qemu  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 

@@ -18,7 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from labrunner import config, runs  # noqa: E402
+from labrunner import config  # noqa: E402
+from labrunner.run import runner as runs  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 

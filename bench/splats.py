@@ -15,7 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from labrunner import splats  # noqa: E402
+from labrunner.analysis import splats  # noqa: E402
 from labrunner.tests import corpus  # noqa: E402
 
 

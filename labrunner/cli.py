@@ -17,12 +17,15 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__, config, kbuild, runs, splats, symbols
+from . import __version__, config
+from .analysis import splats, symbols
+from .build import kbuild
 from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, LabError, UserError
-from .guest import CommandTimeout
-from .session import BootSpec, Session
+from .machine.guest import CommandTimeout
+from .machine.session import BootSpec, Session
+from .run import runner
 
-VERDICT_EXIT = {runs.PASS: EXIT_PASS, runs.FAIL: EXIT_FAIL, runs.ERROR: EXIT_INFRA}
+VERDICT_EXIT = {runner.PASS: EXIT_PASS, runner.FAIL: EXIT_FAIL, runner.ERROR: EXIT_INFRA}
 
 
 class Progress:
@@ -146,7 +149,7 @@ def cmd_run(args) -> int:
     lab = _load(args)
     progress = Progress()
     try:
-        result = runs.run_test(lab, args.test, kernel=args.kernel, results=args.results, duration=args.duration,
+        result = runner.run_test(lab, args.test, kernel=args.kernel, results=args.results, duration=args.duration,
                                stop_on_first_splat=args.stop_on_first_splat or None, progress=progress)
     finally:
         progress.close()

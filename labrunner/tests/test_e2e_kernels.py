@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from labrunner import splats
+from labrunner.analysis import splats
 
 from .test_e2e import labrunner, run_clean_kernel, run_record
 

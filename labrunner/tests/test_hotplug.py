@@ -2,8 +2,9 @@ import dataclasses
 
 import pytest
 
-from labrunner import hotplug, runs
 from labrunner.errors import UserError
+from labrunner.machine import hotplug
+from labrunner.run import runner as runs
 
 from .test_qemu import MACHINE
 
@@ -30,6 +31,7 @@ def test_last_json_line_is_the_workloads_counts():
 
 def test_lab_yaml_hotplug_config(write_lab):
     from labrunner import config
+
     from .conftest import GOOD
     lab = config.load(write_lab(GOOD.replace("    duration: 5", "    duration: 5\n    env: {N: 3}\n"
                                              "    hotplug: {period: 2, slots: 1, seed: 7}")))

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from labrunner import kbuild
+from labrunner.build import kbuild
 from labrunner.config import Kernel, SourceRecipe
 from labrunner.errors import BuildError, UserError
 

@@ -3,8 +3,8 @@ import io
 import struct
 from pathlib import Path
 
-from labrunner import image, kernel
-from labrunner.console import LineSplitter, log_prefix, strip_prefix
+from labrunner.build import debian, image, kernel
+from labrunner.machine.console import LineSplitter, log_prefix, strip_prefix
 
 
 def read_newc(data: bytes):
@@ -84,10 +84,10 @@ Description: Linux for 64-bit PCs (meta-package)
 Package: linux-image-amd64
 Version: 6.1.0
 """
-    fields = kernel.parse_apt_show(text)
+    fields = debian.parse_apt_show(text)
     assert fields["Version"] == "6.12.95-1~bpo12+1"
-    assert kernel.image_dependency(fields) == "linux-image-6.12.95+deb12-amd64"
-    assert kernel.image_dependency({"Depends": "kmod, linux-base (>= 4.3~), initramfs-tools"}) is None
+    assert debian.image_dependency(fields) == "linux-image-6.12.95+deb12-amd64"
+    assert debian.image_dependency({"Depends": "kmod, linux-base (>= 4.3~), initramfs-tools"}) is None
 
 
 def test_line_splitter_keeps_partial_lines_and_drops_cr():

@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from labrunner import qemu
+from labrunner.machine import qemu
 from labrunner.config import Machine, QemuConfig
 
 MACHINE = Machine(name="m", machine_type="q35", cpus=2, max_cpus=4, memory_mib=1024,

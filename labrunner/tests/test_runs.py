@@ -1,7 +1,7 @@
 import json
 import os
 
-from labrunner import runs
+from labrunner.run import runner as runs
 
 
 def test_run_dirs_are_never_reused(tmp_path):

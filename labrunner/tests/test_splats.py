@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labrunner import splats
+from labrunner.analysis import splats
 
 from . import corpus
 
@@ -216,5 +216,5 @@ def test_every_format_has_a_keyword_and_a_sample():
     assert set(HEADERS) == {f.name for f in splats.FORMATS}
     for fmt in splats.FORMATS:
         line = HEADERS[fmt.name]
-        assert splats._ANY_HEADER.search(line), fmt.name
+        assert splats.ANY_HEADER.search(line), fmt.name
         assert fmt.header.search(line), fmt.name

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from labrunner import symbols
+from labrunner.analysis import symbols
 
 NM = """\
 ffffffff81000000 0000000000000040 T kvm_dev_ioctl

@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import hotplug, splats, symbols
-from .config import Lab
-from .errors import InfraError, LabError
-from .guest import CommandTimeout
-from .session import BootSpec, Session
+from ..analysis import splats, symbols
+from ..config import Lab
+from ..errors import InfraError, LabError
+from ..machine import hotplug
+from ..machine.guest import CommandTimeout
+from ..machine.session import BootSpec, Session
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from . import process
-from .config import Image, Lab, load_recipe
-from .errors import InfraError, UserError
+from .. import process
+from ..config import Image, Lab, load_recipe
+from ..errors import InfraError, UserError
 from .kernel import KernelArtifacts
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from typing import Callable, List, Optional
 
 import pexpect.fdpexpect
 
-from .errors import InfraError
+from ..errors import InfraError
 
 log = logging.getLogger(__name__)
 

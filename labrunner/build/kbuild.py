@@ -24,9 +24,10 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import process
-from .config import Kernel, SourceRecipe
-from .errors import BuildError, InfraError, UserError
+from .. import process
+from ..config import Kernel, SourceRecipe
+from ..errors import BuildError, InfraError, UserError
+from . import debian
 
 log = logging.getLogger(__name__)
 
@@ -55,19 +56,14 @@ def _git(repo: Path, *args: str, timeout: float = 600, what: str = "git") -> str
 
 def debian_source(package: str, cache: Path, progress: Callable[[str], None]) -> Path:
     """A git repository of Debian's linux-source package in the cache, made once per version."""
-    from .kernel import resolve_debian_cached  # kernel imports this module: resolve at call time
-    name, version = resolve_debian_cached(package, None, cache)
+    name, version = debian.resolve_cached(package, None, cache)
     repo = cache / "src" / f"{name}_{version}"
     if (repo / ".git").is_dir():
         return repo
     repo.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=repo.parent) as tmp:
-        progress(f"downloading {name} {version}")
-        process.run(["apt-get", "download", f"{name}={version}"], cwd=tmp, timeout=1800, what=f"downloading {name}")
-        (deb,) = Path(tmp).glob("*.deb")
-        progress(f"unpacking {name}")
-        process.run(["dpkg-deb", "-x", str(deb), f"{tmp}/pkg"], timeout=600, what="dpkg-deb")
-        (tarball,) = Path(tmp, "pkg", "usr", "src").glob("linux-source-*.tar.*")
+        pkg = debian.download_unpacked(name, version, Path(tmp), progress, timeout=1800)
+        (tarball,) = Path(pkg, "usr", "src").glob("linux-source-*.tar.*")
         process.run(["tar", "-xf", str(tarball), "-C", tmp], timeout=1200, what="unpacking the kernel source")
         (tree,) = [p for p in Path(tmp).glob("linux-source-*") if p.is_dir()]
         progress("making it a git repository")

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Callable, Optional
 
-from . import image as image_mod
-from . import kernel as kernel_mod
+from ..build import image as image_mod
+from ..build import kernel as kernel_mod
+from ..config import Lab
+from ..errors import InfraError, QemuError
 from . import qemu as qemu_mod
-from .config import Lab
 from .console import Console
-from .errors import InfraError, QemuError
 from .guest import SerialShell, Ssh
 from .qmp import Monitor
 

@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from . import process
-from .config import Machine, QemuConfig
-from .errors import QemuError, UserError
+from .. import process
+from ..config import Machine, QemuConfig
+from ..errors import QemuError, UserError
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 
 from qemu.qmp import QMPClient, QMPError, Runstate
 
-from .errors import InfraError
+from ..errors import InfraError
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Callable, Dict, Optional, Tuple
 import paramiko
 import pexpect
 
-from .errors import InfraError
-from .image import Keys
+from ..build.image import Keys
+from ..errors import InfraError
 
 log = logging.getLogger(__name__)
 

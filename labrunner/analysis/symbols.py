@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import process
+from .. import process
 
 PADDING = 64  # at most between a function's end and the next symbol: alignment, the next __pfx_
 TIMEOUT = 300  # reading a debug vmlinux's line tables takes seconds; a bound all the same

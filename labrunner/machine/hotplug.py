@@ -18,9 +18,9 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from .config import HotplugSpec, Machine
+from ..config import HotplugSpec, Machine
+from ..errors import InfraError, UserError
 from .console import Console
-from .errors import InfraError, UserError
 from .qemu import HOTPLUG_ID_PREFIX, NO_HOTPLUG_MACHINES, Accel, cpu_driver
 from .qmp import Monitor
 

@@ -1,0 +1,181 @@
+"""The parser: a pure, line-fed state machine. feed() takes one console line at a time (from a file, or
+live from the console) and returns the reports that line completed; flush() ends the input. It knows
+nothing of QEMU. It keeps only the current report, so memory stays bounded whatever the input.
+
+What each kind of report looks like and how it is titled is in formats.FORMATS; this module only finds
+where a report starts and ends, and assembles it.
+"""
+
+import itertools
+import re
+from typing import Iterable, List, Optional, Tuple
+
+from . import stacks
+from .formats import ANY_HEADER, FORMATS, Format
+from .report import Report, title_type
+from .rules import Draft
+from .text import CONSOLE_LOG, FRAME, KTIME, TRACE_START, clean
+
+_END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Rebooting in|==========+$)")
+_REG = re.compile(r"^(?:Exception stack\(|[0-9a-f]{4}: |[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
+                  r"Stack|EFLAGS|ORIG_RAX|PKRU|\s*<(?:/?TASK|/?IRQ|/?NMI|/?SOFTIRQ|EOI)>)")
+MAX_LINES = 400
+MAX_FRAMES = 64  # kept per report
+_HELD_LOCK = re.compile(r"^\s*#\d+: ")  # lockdep's " #0: ffff... (lock){....}, at: f+0x10/0x20"
+_UNSEEN = object()  # a line not matched against FRAME yet
+MAX_FOREIGN = 3  # non-trace lines a trace may hold before its end is declared
+_CPU_PID = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?) (Not tainted|Tainted: [A-Z ]+?) +(\S+)")
+_LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
+
+
+class Parser:
+    """Feed lines; get reports. See the module docstring."""
+
+    def __init__(self):
+        self.line_no = 0
+        self._fmt: Optional[Format] = None
+        self._lines: List[str] = []
+        self._start = self._last = 0
+        self._pending: List[str] = []
+        self._fms: List[Optional[re.Match]] = []  # FRAME's match of each line in _lines
+        self._fm = _UNSEEN
+        self._match: Optional[re.Match] = None
+        self._in_trace = self._locks_seen = False
+        self._trace_seen = False
+        self._time: Optional[float] = None
+
+    @property
+    def in_report(self) -> bool:
+        return self._fmt is not None
+
+    def feed(self, raw: str) -> List[Report]:
+        self.line_no += 1
+        if self._fmt is None and raw.isprintable() and not ANY_HEADER.search(raw):
+            return []  # the common console line: no report open, no header word
+        line = clean(raw)
+        self._fm = _UNSEEN  # _trace_over may match it against FRAME; _take reuses that
+        done: List[Report] = []
+        header = self._header(line)
+        if self._fmt is not None:
+            if header is not None and not self._continues(header[0]):
+                done.append(self._finish())
+            elif line[:1] in "-KR=" and _END.match(line) and (self._trace_seen or not self._fmt.needs_frame):
+                # (Consoles interleave: syzkaller's logs show the stack after the panic's last words.)
+                self._take(line)
+                done.append(self._finish())
+                return done
+            elif len(self._lines) >= MAX_LINES:
+                done.append(self._finish())
+            elif self._trace_over(line):
+                # Another CPU's or task's lines may land inside a trace: the trace is over only when
+                # no frame follows them.
+                self._pending.append(line)
+                if len(self._pending) <= MAX_FOREIGN:
+                    return done
+                done.append(self._finish())
+            else:
+                self._take(line)
+                return done
+        if header is not None:
+            self._fmt, self._match = header
+            self._lines, self._start = [line], self.line_no
+            self._fms, self._fm = [FRAME.match(line)], _UNSEEN
+            self._last, self._pending = self.line_no, []
+            self._in_trace = self._trace_seen = self._locks_seen = False
+            tm = KTIME.search(CONSOLE_LOG.sub("", raw, count=1)[:40])
+            self._time = float(tm.group(1)) if tm else None
+        return done
+
+    def flush(self) -> List[Report]:
+        return [self._finish()] if self._fmt is not None else []
+
+    def _take(self, line: str) -> None:
+        if self._pending:
+            self._lines += self._pending
+            self._fms += [FRAME.match(ln) for ln in self._pending]
+            self._pending = []
+        self._lines.append(line)
+        self._fms.append(FRAME.match(line) if self._fm is _UNSEEN else self._fm)
+        self._last = self.line_no
+
+    def _header(self, line: str) -> Optional[Tuple[Format, re.Match]]:
+        if not ANY_HEADER.search(line):
+            return None
+        for fmt in FORMATS:
+            m = fmt.header.search(line)
+            if m and (m.start() == 0 or fmt.anywhere):
+                return fmt, m
+        return None
+
+    def _continues(self, fmt: Format) -> bool:
+        """A header inside the open report that belongs to it (see Format.follows and Format.absorbs)."""
+        if fmt.follows:
+            return True
+        return any(fmt.name in a.formats and (a.within is None or len(self._lines) < a.within)
+                   and not (a.before_trace and self._trace_seen) for a in self._fmt.absorbs)
+
+    def _trace_over(self, line: str) -> bool:
+        """After the last stack trace of the report: the first line that is no part of one. A report
+        that carries no stack ends after its held-lock list, if it has one."""
+        if not self._fmt.needs_frame:
+            if _HELD_LOCK.match(line):
+                self._locks_seen = True
+                return False
+            return self._locks_seen
+        if line[:1] in "CBSs" and TRACE_START.match(line):
+            self._in_trace = True
+            return False
+        if self._in_trace:
+            frame = self._fm = FRAME.match(line)
+            if frame or _REG.match(line) or not line.strip():
+                self._trace_seen = self._trace_seen or bool(frame)
+                return False
+            if self._trace_seen and self._fmt.needs_frame:
+                return not line.startswith(("Showing", "Modules linked in", "Allocated by", "Freed by",
+                                            "The buggy address", "Memory state", "Last potentially",
+                                            # a stall's other CPUs, dumped after the first stack
+                                            "Sending NMI", "NMI backtrace", "INFO: NMI handler", "rcu: ",
+                                            "RCU grace-period", "task:"))
+        return False
+
+
+    def _finish(self) -> Report:
+        fmt, m, lines, end_line = self._fmt, self._match, self._lines, self._last
+        fms = self._fms  # each line's FRAME match, made once
+        self._fmt = None
+        frame = stacks.guilty(fmt.frame_from, m, lines, fms)
+        # As syzkaller has it: a report that should carry a stack and lost it is corrupted, whatever title.
+        corrupted = fmt.needs_frame and (frame is None or not stacks.has_trace(lines, fms))
+        corrupted = corrupted or stacks.foreign_dump_first(lines, fms)
+        d = Draft(lines=lines, fms=fms, match=m, frames=list(itertools.islice(stacks.frame_dicts(lines, fms), MAX_FRAMES)),
+                  fields=dict(m.groupdict(default="")), frame=frame, corrupted=corrupted, title=fmt.title)
+        for rule in fmt.refine:
+            rule(d)
+        if d.frame is None and fmt.lockdep and not m.group(0).startswith("["):
+            title = m.group(0)  # a lockdep report without its frame keeps its own words (old "[ ...]" ones do not)
+        else:
+            title = d.title.format(frame=d.frame or "corrupted", **d.fields)
+        report = Report(title=title, type=title_type(title), corrupted=d.corrupted, frame=d.frame,
+                        start_line=self._start, end_line=end_line, text="\n".join(lines), format=fmt.name,
+                        frames=d.frames, timestamp=self._time)
+        cm = next(filter(None, (_CPU_PID.search(ln) for ln in lines if "PID: " in ln)), None)
+        if cm:
+            report.cpu, report.pid, report.comm = int(cm.group(1)), int(cm.group(2)), cm.group(3)
+            report.taint, report.release = cm.group(4), cm.group(5)
+        if fmt.lockdep:
+            report.locks = list(dict.fromkeys(lm.group(1) for ln in lines if "{" in ln
+                                              for lm in _LOCK_NAME.finditer(ln)))
+        return report
+
+
+def parse_lines(lines: Iterable[str]) -> List[Report]:
+    parser = Parser()
+    reports: List[Report] = []
+    for line in lines:
+        reports += parser.feed(line)
+    return reports + parser.flush()
+
+
+def parse_file(path) -> List[Report]:
+    with open(path, "rb") as f:
+        return parse_lines(raw.decode("utf-8", "replace").rstrip("\r\n") for raw in f)
