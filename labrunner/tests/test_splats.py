@@ -208,6 +208,10 @@ HEADERS = {
     "warning": "WARNING: CPU: 0 PID: 1 at kernel/a.c:1 f+0x1/0x2",
     "oops": "Oops: 0002 [#1] SMP",
     "panic": "Kernel panic - not syncing: Fatal exception",
+    "preemptible": "BUG: using smp_processor_id() in preemptible [00000000] code: vm-churn/123",
+    "workqueue-lockup": "BUG: workqueue lockup - pool cpus=1 node=0 flags=0x0 nice=0 stuck for 41s!",
+    "kcsan": "BUG: KCSAN: data-race in kvm_online_cpu / kvm_offline_cpu",
+    "unknown": "BUG: a report no row knows",
 }
 
 
@@ -218,3 +222,55 @@ def test_every_format_has_a_keyword_and_a_sample():
         line = HEADERS[fmt.name]
         assert splats.ANY_HEADER.search(line), fmt.name
         assert fmt.header.search(line), fmt.name
+
+
+# Reports in the shapes the kernel prints them, for headers the corpus does not have.
+_TRACE_TAIL = ["Call Trace:", " <TASK>", " dump_stack_lvl+0x5d/0x80", " check_preemption_disabled+0xd2/0xe0",
+               " kvm_arch_hardware_enable+0x1e/0x310", " hardware_enable_nolock+0x30/0x70",
+               " kvm_dev_ioctl+0x3f2/0x7a0", " __x64_sys_ioctl+0x94/0xd0", " do_syscall_64+0x82/0x190",
+               " entry_SYSCALL_64_after_hwframe+0x76/0x7e", " </TASK>"]
+
+
+def test_smp_processor_id_in_preemptible_code_is_named_by_its_caller():
+    lines = ["[   12.345678] BUG: using smp_processor_id() in preemptible [00000000] code: vm-churn/123",
+             "[   12.345690] caller is kvm_arch_hardware_enable+0x1e/0x310",
+             "[   12.345700] CPU: 1 UID: 0 PID: 123 Comm: vm-churn Not tainted 6.12.117 #1",
+             *_TRACE_TAIL, "lab-cpu-agent: cpu2 online apicid 2"]
+    (report,) = splats.parse_lines(lines)
+    assert report.title == "BUG: using smp_processor_id() in preemptible code in kvm_arch_hardware_enable"
+    assert (report.corrupted, report.comm, report.end_line) == (False, "vm-churn", 3 + len(_TRACE_TAIL))
+    # no caller line (an older kernel, a lost line): the trace names it, past the check itself
+    (report,) = splats.parse_lines(["BUG: using __this_cpu_read() in preemptible [00000000] code: a/1", *_TRACE_TAIL])
+    assert report.title == "BUG: using __this_cpu_read() in preemptible code in kvm_arch_hardware_enable"
+
+
+def test_workqueue_lockup_and_kcsan():
+    (wq,) = splats.parse_lines(["BUG: workqueue lockup - pool cpus=1 node=0 flags=0x0 nice=0 stuck for 41s!",
+                                "Showing busy workqueues and worker pools:", "workqueue events: flags=0x0",
+                                "  pwq 2: cpus=1 node=0 flags=0x0 nice=0 active=2 refcnt=3"])
+    assert (wq.title, wq.type, wq.corrupted) == ("BUG: workqueue lockup", "HANG", False)
+    kcsan = ["=" * 66, "BUG: KCSAN: data-race in kvm_online_cpu.cold / kvm_offline_cpu", "",
+             "write to 0xffffffff8a6e2c40 of 4 bytes by task 18 on cpu 1:", " kvm_online_cpu+0x3a/0x90",
+             " cpuhp_invoke_callback+0x1a1/0x4e0", "", "read to 0xffffffff8a6e2c40 of 4 bytes by task 130 on cpu 0:",
+             " kvm_offline_cpu+0x20/0x60", "", "Reported by Kernel Concurrency Sanitizer on:",
+             "CPU: 0 UID: 0 PID: 130 Comm: vm-churn Not tainted 6.12.117 #1", "=" * 66, "after the report"]
+    (report,) = splats.parse_lines(kcsan)
+    assert (report.title, report.type) == ("KCSAN: data-race in kvm_online_cpu / kvm_offline_cpu", "DATARACE")
+    assert (report.start_line, report.end_line) == (2, 13)
+
+
+def test_a_report_no_row_knows_still_becomes_one():
+    (report,) = splats.parse_lines(["[   5.0] BUG: a brand-new check fired: kvm/77", "CPU: 0 PID: 77 Comm: kvm",
+                                    "Call Trace:", " dump_stack_lvl+0x5d/0x80", " kvm_vm_ioctl+0x1/0x2",
+                                    " __x64_sys_ioctl+0x94/0xd0", "next line"])
+    assert (report.title, report.format) == ("BUG: a brand-new check fired: kvm/77 in kvm_vm_ioctl", "unknown")
+    (bare,) = splats.parse_lines(["Kernel panic without the usual words",
+                                  "CPU: 1 UID: 0 PID: 9 Comm: kworker/1:0 Not tainted 6.12.117 #1", "more"])
+    assert bare.title == "Kernel panic without the usual words" and bare.corrupted
+    # A program's own "WARNING:" on the console (syzkaller's negative cases have such) shows no stack.
+    assert splats.parse_lines(["WARNING: /etc/ssh/moduli does not exist, using fixed modulus", "x"] * 5) == []
+    # Inside a known report, such a line is part of it, not a new report.
+    lines = (GOLDEN / "lockdep-injected-6.12.log").read_text().splitlines()
+    at = next(i for i, ln in enumerate(lines) if "Call Trace:" in ln or "stack backtrace:" in ln)
+    (report,) = splats.parse_lines(lines[:at] + ["INFO: lockdep is turned off."] + lines[at:])
+    assert report.title == "possible deadlock in kvm_dev_ioctl"

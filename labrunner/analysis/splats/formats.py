@@ -31,7 +31,7 @@ class Format:
     - FRAME_FROM lists where the guilty function is looked for, in order: "header" (the header's <func>
       group), "at" (lockdep's 'at: F+0x' lines), "safe-at" (the stack under lockdep's "became
       ...-irq-safe at:"), "rip" (RIP/PC line), "trace" (call trace frames, or indented frames before one),
-      "backtrace" (only frames under a "Call Trace:" line).
+      "backtrace" (only frames under a "Call Trace:" line), "caller" (a preemption check's "caller is F").
     - NEEDS_FRAME: a report without a stack is corrupted; one that carries none ends after its
       held-lock list, if it has one.
     - ANYWHERE: the header may follow other text on its line ("watchdog: BUG: soft lockup").
@@ -40,6 +40,9 @@ class Format:
       BUG): it joins that report instead of starting one.
     - ABSORBS: other formats' headers that belong to an open report of this one.
     - REFINE: title rules of its own (rules.py), run in order when the report ends.
+    - FALLBACK: tried after every other row, and only when no report is open: a catch-all, so that a
+      report no row knows still fails the run, while lines such as "INFO: lockdep is turned off."
+      inside a known report do not cut it.
     """
     name: str
     header: Pattern
@@ -51,6 +54,7 @@ class Format:
     follows: bool = False
     absorbs: Tuple[Absorb, ...] = ()
     refine: Tuple[Callable[[rules.Draft], None], ...] = ()
+    fallback: bool = False
 
 
 def _f(name, header, title, frame_from=("rip", "trace"), **more) -> Format:
@@ -104,11 +108,18 @@ FORMATS: List[Format] = [
     _f("sleep-atomic", r"BUG: sleeping function called from invalid context",
        "BUG: sleeping function called from invalid context in {frame}", ("trace",)),
     _f("sched-atomic", r"BUG: scheduling while atomic", "BUG: scheduling while atomic in {frame}", ("trace",)),
+    # CONFIG_DEBUG_PREEMPT: per-CPU state used from preemptible code, such as enabling virtualization on
+    # "this" CPU from a task that can migrate during CPU hotplug.
+    _f("preemptible", r"BUG: using (?P<what>smp_processor_id|__this_cpu_\w+|this_cpu_\w+)\(\) in preemptible",
+       "BUG: using {what}() in preemptible code in {frame}", ("caller", "trace")),
     # Memory safety. KASAN prints a second header line of its own just after the first.
     _f("kasan", r"BUG: KASAN: (?P<kind>double-free or invalid-free|[\w-]+)(?: in (?P<func>[\w.$]+)"
                 r"(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?)?(?P<at> at addr [0-9a-f]+)?(?P<on> on address)?",
        "KASAN: {kind}{access} in {frame}{at}", ("header", "trace"), anywhere=True,
        absorbs=(Absorb(frozenset({"kasan"}), within=3),), refine=(rules.kasan_access,)),
+    # KCSAN names both racing functions in its header; its two stacks have no "Call Trace:" line.
+    _f("kcsan", r"BUG: KCSAN: (?P<kind>[\w-]+) in (?P<where>\S+(?: / \S+)?)", "KCSAN: {kind} in {where}",
+       needs_frame=False, refine=(rules.plain_functions,)),
     _f("kmsan", r"BUG: KMSAN: (?P<kind>[\w-]+)(?: in (?P<func>[\w.$]+))?", "KMSAN: {kind} in {frame}",
        ("header", "trace")),
     _f("ubsan", r"UBSAN: (?P<kind>[\w-]+|Undefined behaviour) in ", "UBSAN: {kind} in {frame}", ("trace",),
@@ -129,6 +140,8 @@ FORMATS: List[Format] = [
     # Hangs. A stall is named by an anchor frame; a WARNING the stall dump trips over is part of it.
     _f("soft-lockup", r"BUG: soft lockup", "BUG: soft lockup in {frame}", anywhere=True,
        refine=(rules.stall_anchor,)),
+    # A work item that keeps its pool busy: the dump that follows lists pools, not one stack.
+    _f("workqueue-lockup", r"BUG: workqueue lockup", "BUG: workqueue lockup", needs_frame=False),
     _f("hard-lockup", r"Watchdog detected hard LOCKUP", "BUG: hard lockup in {frame}", anywhere=True),
     # (A task name with bytes that broke the line still starts a report.)
     _f("hung-task", r"INFO: task (?:.* blocked (?:in I/O wait )?for more than \d+ seconds|.*[^\x00-\x7f])",
@@ -159,9 +172,14 @@ FORMATS: List[Format] = [
     # "Fatal exception in interrupt" is one panic with "Fatal exception" to syzbot.
     _f("panic", r"Kernel panic - not syncing: (?P<why>Fatal exception|.*)", "kernel panic: {why}", needs_frame=False,
        follows=True),
+    # Any other report header at the start of a line: titled by its own words, and its stack's frame.
+    _f("unknown", r"^(?:(?:BUG|WARNING|INFO|UBSAN): |Oops\b|Kernel panic\b).*", "{header} in {frame}", ("rip", "trace"),
+       fallback=True, refine=(rules.header_title,)),
 ]
 
 # A word every header has (test_every_format_has_a_keyword checks it): most lines have none, and a
 # search for plain words is far cheaper than trying each format's pattern.
 ANY_HEADER = re.compile(r"WARNING|BUG|INFO|general protection|nable to handle|Kernel panic|Oops|UBSAN|"
                         r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP|trusty: panic|panicked at")
+
+assert all(f.fallback for f in FORMATS[next(i for i, f in enumerate(FORMATS) if f.fallback):]), "fallback rows go last"

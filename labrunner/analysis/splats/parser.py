@@ -20,12 +20,19 @@ _END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Re
 _REG = re.compile(r"^(?:Exception stack\(|[0-9a-f]{4}: |[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
                   r"Stack|EFLAGS|ORIG_RAX|PKRU|\s*<(?:/?TASK|/?IRQ|/?NMI|/?SOFTIRQ|EOI)>)")
 MAX_LINES = 400
+FALLBACK_WINDOW = 8  # lines in which a report no row knows must show a stack or a CPU/PID line
 MAX_FRAMES = 64  # kept per report
 _HELD_LOCK = re.compile(r"^\s*#\d+: ")  # lockdep's " #0: ffff... (lock){....}, at: f+0x10/0x20"
 _UNSEEN = object()  # a line not matched against FRAME yet
 MAX_FOREIGN = 3  # non-trace lines a trace may hold before its end is declared
 _CPU_PID = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?) (Not tainted|Tainted: [A-Z ]+?) +(\S+)")
 _LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
+
+
+
+def _shows_stack(lines: List[str]) -> bool:
+    """A kernel report prints a stack, or at least dump_stack's "CPU: N PID: N" line, right after its header."""
+    return any(TRACE_START.match(ln) or _CPU_PID.search(ln) for ln in lines[:FALLBACK_WINDOW])
 
 
 class Parser:
@@ -58,21 +65,22 @@ class Parser:
         header = self._header(line)
         if self._fmt is not None:
             if header is not None and not self._continues(header[0]):
-                done.append(self._finish())
+                done += self._finish()
             elif line[:1] in "-KR=" and _END.match(line) and (self._trace_seen or not self._fmt.needs_frame):
                 # (Consoles interleave: syzkaller's logs show the stack after the panic's last words.)
                 self._take(line)
-                done.append(self._finish())
+                done += self._finish()
                 return done
-            elif len(self._lines) >= MAX_LINES:
-                done.append(self._finish())
+            elif len(self._lines) >= MAX_LINES or (self._fmt.fallback and len(self._lines) == FALLBACK_WINDOW
+                                                   and not _shows_stack(self._lines)):
+                done += self._finish()
             elif self._trace_over(line):
                 # Another CPU's or task's lines may land inside a trace: the trace is over only when
                 # no frame follows them.
                 self._pending.append(line)
                 if len(self._pending) <= MAX_FOREIGN:
                     return done
-                done.append(self._finish())
+                done += self._finish()
             else:
                 self._take(line)
                 return done
@@ -87,7 +95,7 @@ class Parser:
         return done
 
     def flush(self) -> List[Report]:
-        return [self._finish()] if self._fmt is not None else []
+        return self._finish() if self._fmt is not None else []
 
     def _take(self, line: str) -> None:
         if self._pending:
@@ -102,6 +110,8 @@ class Parser:
         if not ANY_HEADER.search(line):
             return None
         for fmt in FORMATS:
+            if fmt.fallback and self._fmt is not None:
+                break  # fallback rows come last, and never cut an open report
             m = fmt.header.search(line)
             if m and (m.start() == 0 or fmt.anywhere):
                 return fmt, m
@@ -139,10 +149,14 @@ class Parser:
         return False
 
 
-    def _finish(self) -> Report:
+    def _finish(self) -> List[Report]:
+        """The open report, closed: one report, or none for a fallback header that had no stack, such as a
+        program's own "WARNING: ..." on the console."""
         fmt, m, lines, end_line = self._fmt, self._match, self._lines, self._last
         fms = self._fms  # each line's FRAME match, made once
         self._fmt = None
+        if fmt.fallback and not _shows_stack(lines):
+            return []
         frame = stacks.guilty(fmt.frame_from, m, lines, fms)
         # As syzkaller has it: a report that should carry a stack and lost it is corrupted, whatever title.
         corrupted = fmt.needs_frame and (frame is None or not stacks.has_trace(lines, fms))
@@ -165,7 +179,7 @@ class Parser:
         if fmt.lockdep:
             report.locks = list(dict.fromkeys(lm.group(1) for ln in lines if "{" in ln
                                               for lm in _LOCK_NAME.finditer(ln)))
-        return report
+        return [report]
 
 
 def parse_lines(lines: Iterable[str]) -> List[Report]:

@@ -105,6 +105,18 @@ def stack_regs_bp(d: Draft) -> None:
     d.fields["bp"] = "'bp' " if re.fullmatch(r"[0-9a-f]+", d.fields["addr"]) else ""
 
 
+def plain_functions(d: Draft) -> None:
+    """{where}: "f / g" with compiler suffixes removed."""
+    d.fields["where"] = " / ".join(SUFFIX.sub("", f) for f in d.fields["where"].split(" / "))
+
+
+def header_title(d: Draft) -> None:
+    """An unknown report: its header line is its title, "in F" added when its stack names a frame."""
+    d.fields["header"] = d.match.group(0).strip()[:100]
+    if d.frame is None:
+        d.title = "{header}"
+
+
 def kasan_access(d: Draft) -> None:
     """{access} (" Read"/" Write") from the report's first lines; old kernels name the address in the
     header, kept only when the access is unknown; a wild access ("on address") names no function."""

@@ -6,7 +6,7 @@ import re
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from .frames import frame_name, good_frame
-from .text import AT, TRACE_START, rip
+from .text import AT, CALLER, TRACE_START, rip
 
 _FOREIGN_DUMP = re.compile(r"^(?:FAULT_INJECTION: forcing a failure|\S+ cpuset=|\s*mems_allowed=)")
 
@@ -76,6 +76,10 @@ def guilty(frame_from: Sequence[str], m: re.Match, lines: List[str], fms: List) 
                     am = am if am and not am.group(1) else None
                 func = am.group(am.lastindex) if am else None
                 if func and (name := good_frame(func)):
+                    return name
+        elif source == "caller":
+            for ln in lines[1:3]:
+                if (cm := CALLER.match(ln)) and (name := good_frame(cm.group(1))):
                     return name
         elif source == "safe-at":
             # The irq-safe lock's first use, from an interrupt: where the inversion bites.

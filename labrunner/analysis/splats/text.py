@@ -46,6 +46,8 @@ def rip(line: str) -> Optional[re.Match]:
     return _RIP.search(line) if ("IP" in line or "PC is" in line or "pc :" in line) else None
 
 
+# The preemption checks name the culprit on their second line: "caller is f+0x10/0x20".
+CALLER = re.compile(r"^caller is " + _FUNC + r"\+0x")
 AT = re.compile(r"\bat: (?:[0-9a-f]{8,}\s+)?(?:\[<[0-9a-f]+>\]\s*)*" + _FUNC + r"\+0x")
 TRACE_START = re.compile(r"^(?:Call Trace:|Call trace:|Backtrace:|stack backtrace:|Stack:)")
 SUFFIX = re.compile(r"(\.(?:isra|constprop|part|cold|llvm|lto_priv)(?:\.\d+)?)+$")
