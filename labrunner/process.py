@@ -1,24 +1,29 @@
-"""Child processes: started without a shell, logged as a command line a user can paste, never orphaned.
+"""Child processes: started without a shell, logged as a command line a user can paste, never orphaned,
+and never waited for without a bound.
 
-Every long-lived child (QEMU above all) gets PR_SET_PDEATHSIG=SIGKILL, so even a SIGKILLed labrunner
-takes its QEMU with it, and its own session, so a terminal's Ctrl-C reaches labrunner only and
-labrunner shuts the child down in order.
+- Every child runs in its own session and process group, so a terminal's Ctrl-C reaches labrunner only
+  and labrunner shuts the child down in order; stopping a child signals its whole group (make's
+  compilers, a script's children), not only the process labrunner started.
+- Every child gets the parent-death signal SIGKILL, so even a SIGKILLed labrunner takes its QEMU with
+  it. It is set by `setpriv --pdeathsig KILL` between fork and exec, not by a Python preexec_fn, which
+  Python documents as unsafe while threads run (and the lab always has threads: console, hotplug).
+- run() and call() wait at most their timeout; lines() reads a child's output line by line and gives
+  up at its deadline even when the child prints nothing.
 """
 
-import ctypes
 import logging
 import os
+import selectors
 import shlex
+import shutil
 import signal
 import subprocess
-from typing import Dict, List, Optional, Sequence
+import time
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import InfraError
 
 log = logging.getLogger(__name__)
-
-_PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def command_line(argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> str:
@@ -27,57 +32,97 @@ def command_line(argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> s
     return (prefix + " " if prefix else "") + shlex.join(argv)
 
 
-def _die_with_parent(parent: int):
-    def preexec():
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-    return preexec
+def pdeathsig_argv(argv: Sequence[str]) -> List[str]:
+    """ARGV run so that it is SIGKILLed when labrunner dies (util-linux's setpriv, in every Debian)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        log.warning("setpriv not found (util-linux): %s will outlive labrunner if it is SIGKILLed", argv[0])
+        return list(argv)
+    return [setpriv, "--pdeathsig", "KILL", "--", *argv]
 
 
 def spawn(argv: List[str], **kwargs) -> subprocess.Popen:
-    """Start ARGV in its own session; it is SIGKILLed if labrunner dies."""
+    """Start ARGV in a session of its own; it is SIGKILLed if labrunner dies."""
     log.info("$ %s", command_line(argv))
     try:
-        return subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
-                                **kwargs)
+        return subprocess.Popen(pdeathsig_argv(argv), start_new_session=True, **kwargs)
     except OSError as e:
         raise InfraError(f"cannot start {argv[0]}: {e.strerror}") from None
 
 
-def run(argv: List[str], *, timeout: float, what: str, cwd=None, env=None, input: Optional[str] = None) -> str:
-    """Run ARGV (with INPUT on stdin) to completion within TIMEOUT seconds; return stdout; InfraError with
-    stderr on failure."""
-    log.info("$ %s", command_line(argv))
+def call(argv: List[str], *, timeout: float, what: str, cwd=None, env=None,
+         input: Optional[str] = None) -> Tuple[int, str, str]:
+    """Run ARGV (with INPUT on stdin) to completion within TIMEOUT seconds: (status, stdout, stderr).
+    On timeout its whole process group is killed and InfraError says so."""
     full_env = {**os.environ, **env} if env else None
+    proc = spawn(argv, cwd=cwd, env=full_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
-        p = subprocess.run(argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, input=input,
-                           start_new_session=True, preexec_fn=_die_with_parent(os.getpid()))
+        out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
+        stop(proc, grace=2)
         raise InfraError(f"{what}: timed out after {timeout:.0f} s: {command_line(argv)}") from None
-    except OSError as e:
-        raise InfraError(f"{what}: cannot run {argv[0]}: {e.strerror}") from None
-    if p.returncode != 0:
-        tail = "\n".join(p.stderr.strip().splitlines()[-15:])
-        raise InfraError(f"{what} failed (exit {p.returncode}): {command_line(argv)}\n{tail}")
-    return p.stdout
+    except BaseException:
+        stop(proc, grace=2)
+        raise
+    return proc.returncode, out, err
+
+
+def run(argv: List[str], *, timeout: float, what: str, cwd=None, env=None, input: Optional[str] = None) -> str:
+    """call(), for a command that must succeed: its stdout, or InfraError with the tail of its stderr."""
+    status, out, err = call(argv, timeout=timeout, what=what, cwd=cwd, env=env, input=input)
+    if status != 0:
+        tail = "\n".join(err.strip().splitlines()[-15:])
+        raise InfraError(f"{what} failed ({describe_exit(status)}): {command_line(argv)}\n{tail}")
+    return out
+
+
+def lines(proc: subprocess.Popen, deadline: float, what: str) -> Iterator[str]:
+    """PROC's stdout (a binary pipe) line by line until it closes. At the monotonic DEADLINE, printing
+    or not, the process group is killed and InfraError raised."""
+    fd = proc.stdout.fileno()
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(timeout=left):
+                stop(proc, grace=2)
+                raise InfraError(f"{what}: still running at its time limit; stopped")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            buf += chunk
+            *done, buf = buf.split(b"\n")
+            for line in done:
+                yield line.decode("utf-8", "replace") + "\n"
+    if buf:
+        yield buf.decode("utf-8", "replace")
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the group is the child's own (start_new_session)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def stop(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """SIGTERM, then SIGKILL after GRACE seconds; always reaps PROC."""
+    """SIGTERM to PROC's whole process group, SIGKILL after GRACE seconds, then SIGKILL to what is left
+    of the group (make's compilers outlive make); always reaps PROC. Nothing is sent to a PROC that had
+    already ended and been reaped: its group id may be another's by then."""
     if proc.poll() is not None:
         return
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-        try:
-            proc.send_signal(sig)
-        except ProcessLookupError:
-            pass
+        _signal_group(proc, sig)
         try:
             proc.wait(timeout=wait)
-            return
+            break
         except subprocess.TimeoutExpired:
             continue
-    raise InfraError(f"pid {proc.pid} survived SIGKILL")
+    else:
+        raise InfraError(f"pid {proc.pid} survived SIGKILL")
+    _signal_group(proc, signal.SIGKILL)
 
 
 def describe_exit(returncode: int) -> str:

@@ -4,7 +4,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from labrunner import process
+from labrunner.errors import InfraError
 
 PARENT = """
 import sys, time
@@ -50,3 +53,27 @@ def test_command_line_is_pasteable():
     assert process.command_line(["qemu", "-append", "a b"]) == "qemu -append 'a b'"
     assert process.describe_exit(-9) == "killed by SIGKILL"
     assert process.describe_exit(3) == "exited with status 3"
+
+
+def test_a_timeout_kills_the_whole_process_group(tmp_path):
+    pidfile = tmp_path / "pid"
+    with pytest.raises(InfraError, match="timed out after 1 s"):
+        process.call(["sh", "-c", f"sleep 600 & echo $! > {pidfile}; wait"], timeout=1, what="a script")
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
+
+
+def test_reading_a_silent_child_is_bounded():
+    p = process.spawn(["sleep", "600"], stdout=subprocess.PIPE)
+    t0 = time.monotonic()
+    with pytest.raises(InfraError, match="time limit"):
+        list(process.lines(p, time.monotonic() + 1, "a silent build"))
+    assert time.monotonic() - t0 < 10 and p.returncode is not None
+
+
+def test_children_get_their_parent_death_signal_without_preexec_fn():
+    argv = process.pdeathsig_argv(["sleep", "1"])
+    assert argv[1:4] == ["--pdeathsig", "KILL", "--"] and argv[-2:] == ["sleep", "1"]
