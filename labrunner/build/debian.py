@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
+from .. import cache as cache_mod
 from .. import process
 from ..errors import InfraError, UserError
 
@@ -77,10 +78,12 @@ def resolve_cached(package: str, suite: Optional[str], cache: Path) -> Tuple[str
         return data["name"], data["version"]
     except (OSError, ValueError, KeyError):
         pass
-    name, version = resolve(package, suite)
-    memo.parent.mkdir(parents=True, exist_ok=True)
-    memo.write_text(json.dumps({"name": name, "version": version}))
-    return name, version
+
+    def remember(path: Path) -> None:
+        name, version = resolve(package, suite)
+        path.write_text(json.dumps({"name": name, "version": version}))
+    data = json.loads(cache_mod.get_or_build(cache, memo, remember).read_text())
+    return data["name"], data["version"]
 
 
 def download_unpacked(name: str, version: str, tmp: Path, progress: Callable[[str], None],
@@ -109,8 +112,8 @@ def fetch(package: str, suite: Optional[str], cache: Path, progress: Callable[[s
         log.warning("apt lookup failed, using the cached %s: %s", found[-1], e)
         return found[-1].parent.parent
     dest = cache / "kernels" / "debian" / f"{package}_{name}_{version}"
-    if not dest.is_dir():
-        dest.parent.mkdir(parents=True, exist_ok=True)
+
+    def make(path: Path) -> None:
         with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
-            download_unpacked(name, version, Path(tmp), progress).rename(dest)
-    return dest
+            download_unpacked(name, version, Path(tmp), progress).rename(path)
+    return cache_mod.get_or_build(cache, dest, make)

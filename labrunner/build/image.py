@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
+from .. import cache as cache_mod
 from .. import process
 from ..config import Image, Lab, load_recipe
 from ..errors import InfraError, UserError
@@ -223,11 +224,15 @@ def build_base(lab: Lab, image: Image, cache: Path, progress: Callable[[str], No
     out = cache / "images" / f"{image.name}-{key}.cpio.gz"
     if out.exists():
         return out
+    return cache_mod.get_or_build(cache, out, lambda staging: _write_base(lab, image, keys, host_files, staging,
+                                                                          progress))
+
+
+def _write_base(lab: Lab, image: Image, keys: Keys, host_files: Dict[str, Path], staging: Path,
+                progress: Callable[[str], None]) -> None:
     progress(f"building image {image.name}")
-    out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="labrunner-image-") as tmp:
         programs = _guest_programs(lab, image, Path(tmp), progress)
-        staging = out.with_name(f".{out.name}.{os.getpid()}")
         with gzip.open(staging, "wb", compresslevel=6) as gz:
             w = CpioWriter(gz)
             for d in ("dev", "proc", "sys", "tmp", "run", "root", "etc", "lab", "lib", "var/run"):
@@ -254,8 +259,6 @@ def build_base(lab: Lab, image: Image, cache: Path, progress: Callable[[str], No
             w.file("root/.ssh/authorized_keys", keys.client_pub.encode() + b"\n", 0o600)
             w.file("etc/dropbear/dropbear_ed25519_host_key", keys.host_key.read_bytes(), 0o600)
             w.close()
-        os.replace(staging, out)
-    return out
 
 
 # --- kernel modules ----------------------------------------------------------------------------
@@ -328,18 +331,17 @@ def build_modules(kernel: KernelArtifacts, modules: List[str], cache: Path) -> O
         return module_depends(contents[name])
 
     order = load_order(modules, depends)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.with_name(f".{out.name}.{os.getpid()}")
     base = f"lib/modules/{kernel.release}"
-    with gzip.open(staging, "wb", compresslevel=6) as gz:
-        w = CpioWriter(gz)
-        w.dir(base)
-        for name in order:
-            w.file(f"{base}/{name}.ko", contents[name])
-        w.file(f"{base}/load.order", "".join(f"{name}.ko\n" for name in order).encode())
-        w.close()
-    os.replace(staging, out)
-    return out
+
+    def write(staging: Path) -> None:
+        with gzip.open(staging, "wb", compresslevel=6) as gz:
+            w = CpioWriter(gz)
+            w.dir(base)
+            for name in order:
+                w.file(f"{base}/{name}.ko", contents[name])
+            w.file(f"{base}/load.order", "".join(f"{name}.ko\n" for name in order).encode())
+            w.close()
+    return cache_mod.get_or_build(cache, out, write)
 
 
 def initrd(lab: Lab, image: Image, kernel: KernelArtifacts, cache: Path,
@@ -351,10 +353,4 @@ def initrd(lab: Lab, image: Image, kernel: KernelArtifacts, cache: Path,
         return base
     both = hashlib.sha256(f"{base.name}\0{mods.name}".encode()).hexdigest()[:16]
     out = cache / "images" / f"initrd-{image.name}-{kernel.release}-{both}.cpio.gz"
-    if not out.exists():
-        staging = out.with_name(f".{out.name}.{os.getpid()}")
-        with open(staging, "wb") as f:
-            for part in (base, mods):
-                f.write(part.read_bytes())
-        os.replace(staging, out)
-    return out
+    return cache_mod.get_or_build(cache, out, lambda staging: staging.write_bytes(base.read_bytes() + mods.read_bytes()))

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .. import cache as cache_mod
 from .. import process
 from ..config import Kernel, SourceRecipe
 from ..errors import BuildError, InfraError, UserError
@@ -58,33 +59,32 @@ def debian_source(package: str, cache: Path, progress: Callable[[str], None]) ->
     """A git repository of Debian's linux-source package in the cache, made once per version."""
     name, version = debian.resolve_cached(package, None, cache)
     repo = cache / "src" / f"{name}_{version}"
-    if (repo / ".git").is_dir():
-        return repo
-    repo.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=repo.parent) as tmp:
-        pkg = debian.download_unpacked(name, version, Path(tmp), progress, timeout=1800)
-        (tarball,) = Path(pkg, "usr", "src").glob("linux-source-*.tar.*")
-        process.run(["tar", "-xf", str(tarball), "-C", tmp], timeout=1200, what="unpacking the kernel source")
-        (tree,) = [p for p in Path(tmp).glob("linux-source-*") if p.is_dir()]
-        progress("making it a git repository")
-        _git(tree, "init", "-q", what="git init")
-        # Debian's top-level .gitignore ignores everything ("/*"): force, the tree is pristine.
-        _git(tree, "add", "-f", "-A", timeout=1800, what="git add")
-        _git(tree, "commit", "-q", "-m", f"{name} {version}", timeout=1800, what="git commit")
-        tree.rename(repo)
-    return repo
+
+    def make(dest: Path) -> None:
+        with tempfile.TemporaryDirectory(dir=repo.parent) as tmp:
+            pkg = debian.download_unpacked(name, version, Path(tmp), progress, timeout=1800)
+            (tarball,) = Path(pkg, "usr", "src").glob("linux-source-*.tar.*")
+            process.run(["tar", "-xf", str(tarball), "-C", tmp], timeout=1200, what="unpacking the kernel source")
+            (tree,) = [p for p in Path(tmp).glob("linux-source-*") if p.is_dir()]
+            progress("making it a git repository")
+            _git(tree, "init", "-q", what="git init")
+            # Debian's top-level .gitignore ignores everything ("/*"): force, the tree is pristine.
+            _git(tree, "add", "-f", "-A", timeout=1800, what="git add")
+            _git(tree, "commit", "-q", "-m", f"{name} {version}", timeout=1800, what="git commit")
+            tree.rename(dest)
+    return cache_mod.get_or_build(cache, repo, make)
 
 
 def git_source(tree: Path, cache: Path) -> Path:
     """A shared clone of the user's git TREE, so labrunner never changes it."""
     repo = cache / "src" / ("git-" + hashlib.sha256(str(tree).encode()).hexdigest()[:12])
-    if not (repo / ".git").is_dir():
-        process.run(["git", "clone", "-q", "--shared", "--no-checkout", str(tree), str(repo)], timeout=1800,
-                    what=f"cloning {tree}")
-    else:
-        _git(repo, "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*",
-             timeout=1800, what=f"fetching {tree}")
-    return repo
+    if repo.exists():
+        with cache_mod.locked(repo, what=f"the clone of {tree}"):
+            _git(repo, "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*",
+                 timeout=1800, what=f"fetching {tree}")
+        return repo
+    return cache_mod.get_or_build(cache, repo, lambda dest: process.run(
+        ["git", "clone", "-q", "--shared", "--no-checkout", str(tree), str(dest)], timeout=1800, what=f"cloning {tree}"))
 
 
 def source_commit(recipe: SourceRecipe, cache: Path, progress: Callable[[str], None]) -> Tuple[Path, str]:
@@ -125,7 +125,7 @@ _FAILED_HUNK = re.compile(r"^(error: patch failed: .*|error: .*: patch does not 
 
 def _am_abort(src: Path) -> None:
     """End a git am in progress, if any (it fails harmlessly when there is none)."""
-    subprocess.run(["git", "-C", str(src), "am", "--abort"], capture_output=True, timeout=600)
+    process.call(["git", "-C", str(src), "am", "--abort"], timeout=600, what="git am --abort")
 
 
 def apply_patches(src: Path, base: str, patches: Sequence[Path]) -> None:
@@ -140,13 +140,11 @@ def apply_patches(src: Path, base: str, patches: Sequence[Path]) -> None:
             argv = [["git", "-C", str(src), "apply", "--index", str(patch)],
                     ["git", "-C", str(src), *GIT_ID, "commit", "-q", "-m", patch.name]]
         for step in argv:
-            p = subprocess.run(step, capture_output=True, text=True, timeout=600)
-            if p.returncode != 0:
-                break
-        if p.returncode != 0:
-            _am_abort(src)
-            details = "\n".join(_FAILED_HUNK.findall(p.stdout + p.stderr)) or (p.stdout + p.stderr).strip()[-800:]
-            raise UserError(f"patch {patch} does not apply on {base[:12]}:\n{details}")
+            status, out, err = process.call(step, timeout=600, what=f"applying {patch.name}")
+            if status != 0:
+                _am_abort(src)
+                details = "\n".join(_FAILED_HUNK.findall(out + err)) or (out + err).strip()[-800:]
+                raise UserError(f"patch {patch} does not apply on {base[:12]}:\n{details}")
 
 
 # --- config --------------------------------------------------------------------------------------
@@ -182,9 +180,9 @@ def configure(src: Path, out: Path, recipe: SourceRecipe, env: Dict[str, str]) -
         raise UserError(f"config base {base} not found ({base_path})")
     argv = ["scripts/kconfig/merge_config.sh", "-O", str(out), str(base_path), *map(str, recipe.fragments)]
     log.info("$ (cd %s && %s)", src, process.command_line(argv))
-    p = subprocess.run(argv, cwd=src, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
-    if p.returncode != 0:
-        raise BuildError(f"merge_config.sh failed:\n{(p.stdout + p.stderr)[-2000:]}")
+    status, stdout, stderr = process.call(argv, cwd=src, env=env, timeout=600, what="merge_config.sh")
+    if status != 0:
+        raise BuildError(f"merge_config.sh failed:\n{(stdout + stderr)[-2000:]}")
     wanted: Dict[str, str] = {}
     for fragment in recipe.fragments:
         wanted.update(read_options(fragment.read_text()))
@@ -222,24 +220,40 @@ def cached(kernel: Kernel, cache: Path) -> Optional[Built]:
 
 def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda s: None,
           extra_patches: Sequence[Path] = ()) -> Built:
-    """Build KERNEL's recipe (plus EXTRA_PATCHES); at once from the cache when its key was built before."""
+    """Build KERNEL's recipe (plus EXTRA_PATCHES); at once from the cache when its key was built before.
+    Safe to run concurrently: each key is built once (cache.get_or_build), and builds that share a
+    warm directory take turns in it."""
     recipe = kernel.source
     repo, commit = source_commit(recipe, cache, progress)
     tree_hash = _git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
     patches = patch_files([*recipe.patches, *extra_patches])
     key = build_key(tree_hash, patches, recipe)
     dest = cache / "kernels" / "built" / f"{kernel.name}-{key}"
-    if (dest / "bzImage").is_file():
-        return Built(key, dest)
     # One warm build directory per (source tree, config): variants differing by patches share it.
     config_key = hashlib.sha256((tree_hash + recipe.base_config + "".join(
         f.read_text() for f in recipe.fragments)).encode()).hexdigest()[:12]
     work = cache / "build" / f"{repo.name}-{config_key}"
+
+    def make_artifacts(staging: Path) -> None:
+        with cache_mod.locked(work, what=f"the warm build directory {work.name}"):
+            _build_in(work, repo, commit, patches, recipe, staging, progress)
+
+    if not dest.exists():
+        cache_mod.get_or_build(cache, dest, make_artifacts)
+        prune_warm(work.parent, KEEP_WARM)
+    return Built(key, dest)
+
+
+def _build_in(work: Path, repo: Path, commit: str, patches: Sequence[Path], recipe: SourceRecipe,
+              staging: Path, progress: Callable[[str], None]) -> None:
+    """Check out COMMIT with PATCHES in the warm directory WORK (its lock held), build, and copy the
+    artifacts into STAGING."""
     src, out = work / "src", work / "out"
     if not (src / ".git").exists():
-        work.mkdir(parents=True, exist_ok=True)
-        _git(repo, "worktree", "prune", what="git worktree prune")
-        _git(repo, "worktree", "add", "-q", "--detach", str(src), commit, timeout=1800, what="git worktree add")
+        work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with cache_mod.locked(repo, what=f"the source repository {repo.name}"):  # its worktree list
+            _git(repo, "worktree", "prune", what="git worktree prune")
+            _git(repo, "worktree", "add", "-q", "--detach", str(src), commit, timeout=1800, what="git worktree add")
     progress(f"applying {len(patches)} patches" if patches else "checking out the source")
     apply_patches(src, commit, patches)
     out.mkdir(parents=True, exist_ok=True)
@@ -248,28 +262,28 @@ def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda 
     configure(src, out, recipe, env)
     log_path = work / "build.log"
     _make(src, out, env, log_path, progress)
-    staging = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging.mkdir()
     for artifact in ARTIFACTS:
         if (out / artifact).exists():
             shutil.copy2(out / artifact, staging / Path(artifact).name)
     shutil.copy2(log_path, staging / "build.log")
-    os.replace(staging, dest)
-    prune_warm(work.parent, KEEP_WARM)
-    return Built(key, dest)
 
 
 def prune_warm(root: Path, keep: int) -> List[Path]:
-    """Remove all but the KEEP most recently built warm directories under ROOT (each is gigabytes);
-    returns the removed ones. Their git worktree entries are pruned at the next checkout."""
+    """Remove all but the KEEP most recently built warm directories under ROOT (each is gigabytes),
+    never one another build is using; returns the removed ones. Their git worktree entries are pruned
+    at the next checkout."""
     def last_used(d: Path) -> float:
         return (d / "build.log").stat().st_mtime if (d / "build.log").exists() else d.stat().st_mtime
     dirs = sorted((d for d in root.iterdir() if d.is_dir()), key=last_used, reverse=True)
+    removed = []
     for old in dirs[keep:]:
+        if cache_mod.busy(old):
+            continue
         log.info("removing the warm build directory %s (%d kept)", old, keep)
         shutil.rmtree(old, ignore_errors=True)
-    return dirs[keep:]
+        removed.append(old)
+    return removed
 
 
 def _make(src: Path, out: Path, env: Dict[str, str], log_path: Path, progress: Callable[[str], None]) -> None:
@@ -279,21 +293,19 @@ def _make(src: Path, out: Path, env: Dict[str, str], log_path: Path, progress: C
         argv.insert(1, "CC=ccache gcc")
     log.info("$ %s", process.command_line(argv, env))
     t0 = time.monotonic()
+    errors: List[str] = []
     with open(log_path, "w") as logf:
         logf.write(f"$ {process.command_line(argv, env)}\n")
         logf.flush()
-        proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                             env={**os.environ, **env})
-        errors: List[str] = []
+        proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env})
         try:
-            for line in proc.stdout:
+            # Bounded whether or not make prints: lines() kills make's whole group at the deadline.
+            for line in process.lines(proc, t0 + BUILD_TIMEOUT, f"kernel build (see {log_path})"):
                 logf.write(line)
                 if re.search(r"\berror\b|Error \d", line) and len(errors) < 20:
                     errors.append(line.rstrip())
                 if line.startswith("  CC ") or line.startswith("  LD "):
                     progress(f"building ({time.monotonic() - t0:.0f} s): {line.strip()}")
-                if time.monotonic() - t0 > BUILD_TIMEOUT:
-                    raise InfraError(f"kernel build exceeded {BUILD_TIMEOUT} s; see {log_path}")
             proc.wait(timeout=60)
         finally:
             process.stop(proc)

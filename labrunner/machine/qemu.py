@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from .. import process
+from .. import cache, process
 from ..config import Machine, QemuConfig
 from ..errors import QemuError, UserError
 
@@ -183,10 +183,10 @@ def choose_accel(qemu: QemuConfig, kernel: Path, cache_dir: Path) -> Accel:
         return Accel(data["name"], data["reason"] + " (cached for this host boot)")
     except (OSError, ValueError, KeyError):
         pass
-    accel = decide_accel("auto", device, run_probe(str(binary), kernel))
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    cached.write_text(json.dumps(dataclasses.asdict(accel)))
-    return accel
+    def probe(path: Path) -> None:
+        path.write_text(json.dumps(dataclasses.asdict(decide_accel("auto", device, run_probe(str(binary), kernel)))))
+    data = json.loads(cache.get_or_build(cache_dir, cached, probe).read_text())
+    return Accel(data["name"], data["reason"])
 
 
 def _which(binary: str) -> Path:

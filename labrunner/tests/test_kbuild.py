@@ -1,7 +1,9 @@
 """Kernel builds against a fake kernel tree: a git repository whose Makefile and merge_config.sh are a
 few lines of shell. The real build is exercised end to end by the injected-kernel tests."""
+import os
 import struct
 import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -9,6 +11,8 @@ import pytest
 from labrunner.build import kbuild
 from labrunner.config import Kernel, SourceRecipe
 from labrunner.errors import BuildError, UserError
+
+from .conftest import REPO
 
 MERGE_CONFIG = """\
 #!/bin/sh
@@ -22,6 +26,8 @@ bzImage:
 \t@if [ -e fail.txt ]; then echo "kernel/fake.c:1:1: error: fake failure"; exit 2; fi
 \t@mkdir -p $(O)/arch/x86/boot
 \t@cp bzImage.bin $(O)/arch/x86/boot/bzImage
+\t@sleep $$(cat delay.txt)
+\t@cat virt.c >> $(O)/arch/x86/boot/bzImage
 \t@echo built > $(O)/System.map
 \t@echo "  CC      kernel/fake.o"
 """
@@ -52,6 +58,7 @@ def fake(tmp_path):
     (tree / "bzImage.bin").write_bytes(_bzimage("6.99.0-fake"))
     (tree / "dropped.txt").write_text("NOTHING_IS_DROPPED\n")
     (tree / "virt.c").write_text("int x;\n")
+    (tree / "delay.txt").write_text("0\n")  # seconds make takes between copying the image and finishing it
     _git(tree, "init", "-q")
     _git(tree, "add", "-A")
     _git(tree, "commit", "-q", "-m", "base")
@@ -100,14 +107,15 @@ def test_old_warm_build_directories_are_removed(fake, tmp_path, monkeypatch):
     _, cache, kernel = fake
     monkeypatch.setattr(kbuild, "KEEP_WARM", 1)
     kbuild.build(kernel(), cache)
-    first = list((cache / "build").iterdir())
+    warm = lambda: [d.name for d in (cache / "build").iterdir() if d.is_dir()]  # noqa: E731 (not the locks)
+    first = warm()
     (tmp_path / "kvm.config").write_text("CONFIG_KVM=y\nCONFIG_OTHER=y\n")  # another config, another dir
     other = kbuild.build(kernel(), cache)
-    assert [d.name for d in (cache / "build").iterdir()] != [d.name for d in first] and len(first) == 1
-    assert len(list((cache / "build").iterdir())) == 1 and other.bzimage.is_file()
+    assert warm() != first and len(first) == 1
+    assert len(warm()) == 1 and other.bzimage.is_file()
     (tmp_path / "kvm.config").write_text("CONFIG_KVM=y\n# CONFIG_SOUND is not set\n")  # the first config again
     again = kbuild.build(kernel([_patch(tmp_path, "p.diff", "int x;", "int y;")]), cache)
-    assert [d.name for d in (cache / "build").iterdir()] == [d.name for d in first] and again.bzimage.is_file()
+    assert warm() == first and again.bzimage.is_file()
 
 
 def test_a_patch_that_does_not_apply_names_itself(fake, tmp_path):
@@ -148,3 +156,43 @@ def test_series_file_lists_patches(tmp_path):
     assert kbuild.patch_files([tmp_path / "series"]) == [tmp_path / "a.patch"]
     with pytest.raises(UserError, match="does not exist"):
         kbuild.patch_files([tmp_path / "missing.patch"])
+
+
+BUILD_ONE = """
+import sys
+from pathlib import Path
+from labrunner.build import kbuild
+from labrunner.config import Kernel, SourceRecipe
+tree, fragment, cache, patch, name = map(Path, sys.argv[1:])
+recipe = SourceRecipe(None, tree, "HEAD", (patch,), "x86_64_defconfig", (fragment,), ())
+print(kbuild.build(Kernel(name=name.name, kind="source", source=recipe), cache).bzimage)
+"""
+
+
+def test_two_builds_at_once_each_get_their_own_kernel(fake, tmp_path):
+    """Like two inject-* kernels built by a parallel nightly: one source, one config, so one warm
+    directory, different patches. Each make is slow enough that, unlocked, the second checkout lands
+    in the middle of the first build and one kernel is published under the other's key."""
+    tree, cache, _ = fake
+    (tree / "delay.txt").write_text("2\n")
+    _git(tree, "commit", "-q", "-am", "slow make")
+    procs = []
+    for name, line in (("inject-a", "int a;"), ("inject-b", "int b;")):
+        patch = _patch(tmp_path, f"{name}.diff", "int x;", line)
+        argv = [sys.executable, "-c", BUILD_ONE, str(tree), str(tmp_path / "kvm.config"), str(cache), str(patch), name]
+        procs.append((line, subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                             env={**os.environ, "PYTHONPATH": str(REPO)})))
+    for line, proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        image = open(out.strip(), "rb").read()
+        assert image.endswith(f"{line}\n".encode()), (line, image[-20:])
+    assert len([d for d in (cache / "build").iterdir() if d.is_dir()]) == 1  # they did share it
+
+
+def test_the_cache_is_private(fake):
+    _, cache, kernel = fake
+    built = kbuild.build(kernel(), cache)
+    assert cache.stat().st_mode & 0o077 == 0
+    for path in [built.dir, *(cache / "kernels" / "built").iterdir(), *(cache / "build").iterdir()]:
+        assert path.stat().st_mode & 0o077 == 0, path
