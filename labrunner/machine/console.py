@@ -70,6 +70,7 @@ class Console:
         self.t0 = time.time()
         self.last_output = time.monotonic()
         self.lines_seen = 0
+        self.listener_errors: List[str] = []  # "listener: Error: message", for the run's verdict
         self._sock = self._connect(socket_path, connect_timeout)
         self._log = open(log_path, "a", buffering=1, errors="replace")
         self._splitter = LineSplitter()
@@ -141,8 +142,10 @@ class Console:
             for fn in listeners:
                 try:
                     fn(line)
-                except Exception:  # a broken consumer must not stop the console log
+                except Exception as e:  # a broken consumer must not stop the console log, nor go unseen
                     log.exception("console listener failed")
+                    if len(self.listener_errors) < 10:
+                        self.listener_errors.append(f"{getattr(fn, '__qualname__', fn)}: {type(e).__name__}: {e}")
 
     def write(self, data: bytes) -> None:
         try:

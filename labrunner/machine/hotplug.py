@@ -58,9 +58,12 @@ class Controller:
         self.slots = [Slot(f"{HOTPLUG_ID_PREFIX}{s}", s) for s in sockets]
         # Multi-threaded TCG needs a fresh vCPU context per plug (see qemu.declared_cpus).
         self.plugs_left: Optional[int] = machine.tcg_plug_budget if accel.name == "tcg" else None
-        self.stats = {"plugged": 0, "unplugged": 0, "plug_failures": 0, "unplug_timeouts": 0, "abandoned": 0}
+        # plug_failures and unplug_timeouts are the guest's (a kernel failure), refused is QEMU's.
+        self.stats = {"plugged": 0, "unplugged": 0, "plug_failures": 0, "unplug_timeouts": 0, "refused": 0,
+                      "abandoned": 0}
+        self.failures: List[str] = []  # what went wrong, slot and CPU named, for the verdict's reason
         self.error: Optional[BaseException] = None
-        self._announced: List[tuple] = []  # (monotonic time, apicid) from lab-cpu-agent
+        self._announced: List[tuple] = []  # (monotonic time, apicid, guest cpu) from lab-cpu-agent
         self._announce_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -86,7 +89,7 @@ class Controller:
         self.console.remove_listener(self._on_console)
 
     def summary(self) -> Dict[str, Any]:
-        return {**self.stats, "seed": self.seed, "period_s": self.spec.period_s,
+        return {**self.stats, "failures": list(self.failures), "seed": self.seed, "period_s": self.spec.period_s,
                 "slots": [s.id for s in self.slots], "plug_budget_left": self.plugs_left}
 
     def _run(self) -> None:
@@ -124,11 +127,13 @@ class Controller:
         elif ok:
             self._outcome("plug", slot, True, t0, f"guest onlined apicid {apic}")
         else:
-            self._outcome("plug", slot, False, t0, f"guest did not online apicid {apic} within "
-                                                      f"{self.spec.confirm_timeout} s")
+            self._outcome("plug", slot, False, t0, f"plug of {slot.id} (apicid {apic}): the guest did not online "
+                                                      f"it within {self.spec.confirm_timeout} s")
 
     def unplug(self, slot: Slot) -> None:
         t0 = time.monotonic()
+        apic = self.qmp.execute("qom-get", {"path": f"/machine/peripheral/{slot.id}", "property": "apic-id"})
+        cpu = self._cpu_of(apic)
         if not self._request("unplug", slot, t0, "device_del", {"id": slot.id}):
             return
         slot.unplug_pending = True
@@ -139,8 +144,8 @@ class Controller:
             slot.unplug_pending, slot.plugged = False, False
             self._outcome("unplug", slot, True, t0, "slot empty")
         else:
-            self._outcome("unplug", slot, False, t0, f"slot still occupied after {self.spec.confirm_timeout} s; "
-                                                        f"it will not be plugged again until it empties")
+            self._outcome("unplug", slot, False, t0, f"unplug of {slot.id} (apicid {apic}{cpu}): the guest did not "
+                                                        f"release it within {self.spec.confirm_timeout} s")
 
     def _request(self, action: str, slot: Slot, t0: float, command: str, args: Dict[str, Any]) -> bool:
         """Journal ACTION and send COMMAND; False (and a failed outcome) if QEMU refused it. A lost
@@ -152,7 +157,7 @@ class Controller:
         except InfraError as e:
             if not self.qmp.connected():
                 raise
-            self._outcome(action, slot, False, t0, f"{command} refused: {e}")
+            self._outcome(action, slot, False, t0, f"{action} of {slot.id}: {command} refused: {e}", refused=True)
             return False
 
     def _wait(self, confirmed, t0: float, interval: float) -> Optional[bool]:
@@ -174,11 +179,15 @@ class Controller:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _outcome(self, action: str, slot: Slot, ok: Optional[bool], t0: float, detail: str) -> None:
+    def _outcome(self, action: str, slot: Slot, ok: Optional[bool], t0: float, detail: str,
+                 refused: bool = False) -> None:
         """OK None: abandoned, the run stopped while it was being confirmed."""
-        key = {("plug", True): "plugged", ("plug", False): "plug_failures", ("unplug", True): "unplugged",
-               ("unplug", False): "unplug_timeouts"}.get((action, ok), "abandoned")
+        key = "refused" if refused else {("plug", True): "plugged", ("plug", False): "plug_failures",
+                                         ("unplug", True): "unplugged",
+                                         ("unplug", False): "unplug_timeouts"}.get((action, ok), "abandoned")
         self.stats[key] += 1
+        if ok is False and len(self.failures) < 10:
+            self.failures.append(detail)
         self.qmp.note({"action": f"{action}-done", "slot": slot.id, "ok": ok,
                        "seconds": round(time.monotonic() - t0, 3), "detail": detail})
 
@@ -192,9 +201,15 @@ class Controller:
         m = AGENT_LINE.search(line)
         if m:
             with self._announce_lock:
-                self._announced.append((time.monotonic(), int(m.group(2))))
+                self._announced.append((time.monotonic(), int(m.group(2)), int(m.group(1))))
                 del self._announced[:-64]
+
+    def _cpu_of(self, apic: int) -> str:
+        """", cpuN" for the guest's last announcement of APIC, if any."""
+        with self._announce_lock:
+            cpus = [c for _, a, c in self._announced if a == apic]
+        return f", cpu{cpus[-1]}" if cpus else ""
 
     def _was_announced(self, apic: int, since: float) -> bool:
         with self._announce_lock:
-            return any(t >= since and a == apic for t, a in self._announced)
+            return any(t >= since and a == apic for t, a, _ in self._announced)

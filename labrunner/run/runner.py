@@ -1,91 +1,32 @@
-"""Runs: a test on a kernel, recorded in a results directory of its own.
+"""One run: a test on a kernel, from boot to verdict, recorded in a results folder of its own.
 
-Each run gets results/<id>/ (created exclusively: never another run's) holding console.log, qmp.jsonl,
-qemu.stderr, workload.log, dmesg.txt, labrunner.log and run.json. run.json is rewritten atomically at
-every phase, so a run that dies halfway still leaves a valid record saying how far it got.
+The run holds console.log, qmp.jsonl, qemu.stderr, workload.log, dmesg.txt, labrunner.log and run.json
+(record.py). The runner only observes: what it saw goes into a verdict.Observed, and verdict.judge()
+decides, whichever way the run ended.
 """
 
 import dataclasses
-import datetime
 import json
 import logging
-import os
-import re
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
-from ..analysis import splats, symbols
+from ..analysis import symbols
 from ..config import Lab
 from ..errors import InfraError, LabError
 from ..machine import hotplug
+from ..machine.console import LineSplitter
 from ..machine.guest import CommandTimeout
 from ..machine.session import BootSpec, Session
+from .collect import SplatCollector
+from .progress import Progress
+from .record import Record, new_run_dir
+from .verdict import ERROR, FAIL, PASS, Observed, judge
 
 log = logging.getLogger(__name__)
 
-PASS, FAIL, ERROR = "pass", "fail", "error"
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def new_run_dir(results: Path, test: str, kernel: str) -> Path:
-    """results/<UTC time>-<test>-<kernel>[-N]; mkdir without exist_ok, so no run overwrites another."""
-    results.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", f"{stamp}-{test}-{kernel}")
-    for n in range(1, 1000):
-        path = results / (base if n == 1 else f"{base}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise LabError(f"cannot make a fresh run directory under {results}")
-
-
-def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-class Record:
-    """run.json, saved after every change."""
-
-    def __init__(self, path: Path, **fields):
-        self.path = path
-        self.data: Dict[str, Any] = {
-            "id": path.parent.name, "test": None, "kernel": {}, "qemu": {}, "machine": None,
-            "started_at": _now(), "finished_at": None, "duration_s": None,
-            "phases": {"boot_s": None, "workload_s": None},
-            "verdict": ERROR, "reason": "incomplete: labrunner stopped before the run ended",
-            "splats": [], "artifacts": [],
-        }
-        self.data.update(fields)
-        self._t0 = time.monotonic()
-        self.save()
-
-    def update(self, **fields) -> None:
-        self.data.update(fields)
-        self.save()
-
-    def finish(self, verdict: str, reason: str) -> None:
-        self.data.update(verdict=verdict, reason=reason, finished_at=_now(),
-                         duration_s=round(time.monotonic() - self._t0, 3),
-                         artifacts=sorted(p.name for p in self.path.parent.iterdir()
-                                          if p.is_file() and not p.name.startswith(".") and p.name != "run.json"))
-        self.save()
-
-    def save(self) -> None:
-        write_json_atomic(self.path, self.data)
+__all__ = ["ERROR", "FAIL", "PASS", "run_test"]
 
 
 def _session_fields(s: Session) -> Dict[str, Any]:
@@ -124,6 +65,7 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
                     boot_timeout=test.timeouts.boot, ssh_timeout=test.timeouts.ssh)
     session = Session(lab, spec, outdir, progress)
     collector = SplatCollector(test.ignore_splats)
+    seen: Dict[str, Any] = {}  # verdict.Observed's fields, as the run sees them
     try:
         try:
             session.prepare()
@@ -133,33 +75,26 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
             record.update(**_session_fields(session), phases={"boot_s": round(session.boot_s, 3), "workload_s": None})
             _, release = session.ssh.output("uname -r", timeout=60)
             record.data["kernel"]["release"] = release.strip()
-            verdict, reason, hung = _workload(session, test, duration, outdir, record, progress, collector)
+            seen.update(_workload(session, test, duration, outdir, record, progress, collector))
             collector.finish_console()
-            if not hung:  # a hung guest may not answer; its console was kept
+            if not seen.get("hang"):  # a hung guest may not answer; its console was kept
                 progress("collecting dmesg")
-                try:
-                    dmesg = _dmesg(session)
-                except CommandTimeout as e:  # it stopped answering after the workload: that is news too
-                    verdict, reason, hung = FAIL, f"guest stopped answering: {e}", True
-                else:
-                    (outdir / "dmesg.txt").write_bytes(dmesg)
-                    collector.add_dmesg(dmesg.decode("utf-8", "replace"))
-            verdict, reason = _judge(verdict, reason, collector, keep_reason=hung)
-            record.update(splats=_final_splats(collector, session, progress))
-            record.finish(verdict, reason)
-        except CommandTimeout as e:  # a guest that stops answering outside the workload (uname -r)
-            record.update(splats=_final_splats(collector, session, progress))
-            record.finish(*_judge(FAIL, f"guest stopped answering: {e}", collector, keep_reason=True))
+                dmesg = _dmesg(session)
+                (outdir / "dmesg.txt").write_bytes(dmesg)
+                collector.add_dmesg(dmesg.decode("utf-8", "replace"))
+        except CommandTimeout as e:  # the guest stopped answering outside the workload (uname -r, dmesg)
+            seen["unresponsive"] = str(e)
         except LabError as e:
-            e = session.infra_cause(e)
-            record.update(splats=_final_splats(collector, session, progress))
-            if collector.failures():  # the kernel said why it went (a panic ends QEMU: -no-reboot)
-                record.finish(*_judge(FAIL, str(e).splitlines()[0], collector, keep_reason=True))
-            else:
-                record.finish(ERROR, str(e))
+            seen["infra"] = str(session.infra_cause(e))
         except BaseException as e:  # Ctrl-C, SIGTERM (as SystemExit): record, then let it end the program
-            record.finish(ERROR, f"interrupted ({type(e).__name__})")
+            v = judge(Observed(interrupted=type(e).__name__))
+            record.finish(v.verdict, v.reason, v.flags)
             raise
+        record.update(splats=_final_splats(collector, session, progress))
+        console_errors = tuple(session.console.listener_errors) if session.console else ()
+        v = judge(Observed(reports=tuple(r.title for r in collector.failures()), analysis_errors=console_errors,
+                           **seen))
+        record.finish(v.verdict, v.reason, v.flags)
     finally:
         session.close()
         root.removeHandler(handler)
@@ -185,67 +120,6 @@ def _final_splats(collector: "SplatCollector", session: Session,
     return summary
 
 
-class SplatCollector:
-    """The splat parser on the live console (fed from the console thread), plus dmesg at the end.
-
-    A report still open when the console has been silent for QUIET_S seconds is closed then: a guest
-    that deadlocks right after printing a splat prints nothing more to end it."""
-
-    QUIET_S = 5.0
-
-    def __init__(self, ignore: Sequence[str]):
-        self._parser = splats.Parser()
-        self._lock = threading.Lock()
-        self._ignore = [re.compile(p) for p in ignore]
-        self._last_line = time.monotonic()
-        self.reports: List[Tuple[str, splats.Report]] = []  # (source, report), in order of appearance
-        self._keys = set()
-
-    def feed(self, line: str) -> None:
-        with self._lock:
-            self._last_line = time.monotonic()
-            self._add("console", self._parser.feed(line))
-
-    def poll(self) -> None:
-        with self._lock:
-            if self._parser.in_report and time.monotonic() - self._last_line > self.QUIET_S:
-                self._add("console", self._parser.flush())
-
-    def finish_console(self) -> None:
-        with self._lock:
-            self._add("console", self._parser.flush())
-
-    def add_dmesg(self, text: str) -> None:
-        """Reports the console dropped (a slow or lossy console); those it saw are not counted again."""
-        with self._lock:
-            self._add("dmesg", splats.parse_lines(text.splitlines()))
-
-    def _add(self, source: str, reports: List[splats.Report]) -> None:
-        for report in reports:
-            if report.key not in self._keys:
-                self._keys.add(report.key)
-                self.reports.append((source, report))
-
-    def ignored(self, report: splats.Report) -> bool:
-        return any(rx.search(report.title) for rx in self._ignore)
-
-    def failures(self) -> List[splats.Report]:
-        with self._lock:
-            return [r for _, r in self.reports if not self.ignored(r)]
-
-    def summary(self) -> List[Dict[str, Any]]:
-        """One entry per distinct bug (signature), in order of first appearance, with its count."""
-        with self._lock:
-            by_sig: Dict[str, Dict[str, Any]] = {}
-            for source, r in self.reports:
-                entry = by_sig.get(r.signature)
-                if entry is None:
-                    entry = by_sig[r.signature] = {**r.to_dict(), "source": source, "ignored": self.ignored(r),
-                                                   "occurrences": 0}
-                entry["occurrences"] += 1
-            return list(by_sig.values())
-
-
 class SplatStop(Exception):
     """stop_on_first_splat: the run stops at the first report that is not ignored."""
 
@@ -268,7 +142,9 @@ def _last_json(text: str) -> Optional[Dict[str, Any]]:
 
 
 def _workload(session: Session, test, duration: int, outdir: Path, record: Record,
-              progress: Callable[[str], None], collector: SplatCollector):
+              progress: Callable[[str], None], collector: SplatCollector) -> Dict[str, Any]:
+    """Run the workload with the hotplug schedule, watching for reports and hangs; what it observed
+    (verdict.Observed's workload fields)."""
     controller = None
     if test.hotplug is not None:
         controller = hotplug.Controller(session.qmp, session.console, session.machine, session.accel, test.hotplug)
@@ -276,7 +152,8 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
     t0 = time.monotonic()
     last_output = [t0]
     stdout: List[bytes] = []
-    verdict, hung = None, False
+    lines, counters = LineSplitter(), Progress()
+    seen: Dict[str, Any] = {}
     with open(outdir / "workload.log", "wb") as out:
         def sink(keep: bool):
             def write(data: bytes) -> None:
@@ -285,6 +162,8 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
                 out.flush()
                 if keep:
                     stdout.append(data)
+                    for line in lines.feed(data):
+                        counters.feed(line, last_output[0])
             return write
 
         def watch() -> None:
@@ -294,48 +173,41 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
             collector.poll()
             if test.stop_on_first_splat and collector.failures():
                 raise SplatStop()
-            quiet = time.monotonic() - max(last_output[0], session.console.last_output)
+            now = time.monotonic()
+            quiet = now - max(last_output[0], session.console.last_output)
             if quiet > test.timeouts.hang:
-                raise Hang(f"hang: no console output and no workload progress for {quiet:.0f} s")
+                raise Hang(f"hang: no console output and no workload output for {quiet:.0f} s")
+            stalled = counters.stalled_for(now)
+            if stalled is not None and stalled > test.timeouts.hang:
+                raise Hang(f"hang: no workload progress for {stalled:.0f} s ({counters.describe()}), "
+                           f"though it kept printing")
 
         try:
             if controller is not None:
                 controller.start()
-            status = session.ssh.run(test.command, timeout=duration + test.timeouts.workload_grace,
-                                     stdout=sink(True), stderr=sink(False), watch=watch,
-                                     env={**test.env, "LAB_DURATION": str(duration)})
+            seen["workload_exit"] = session.ssh.run(test.command, timeout=duration + test.timeouts.workload_grace,
+                                                    stdout=sink(True), stderr=sink(False), watch=watch,
+                                                    env={**test.env, "LAB_DURATION": str(duration)})
         except CommandTimeout as e:
-            status, verdict = None, (FAIL, f"workload timed out: {e}")
+            seen["workload_timeout"] = str(e)
         except Hang as e:
-            status, verdict, hung = None, (FAIL, str(e)), True
+            seen["hang"] = str(e)
         except SplatStop:
-            status, verdict = None, (FAIL, "stopped at the first splat")
+            seen["stopped_at_splat"] = True
         finally:
             if controller is not None:
                 controller.stop()
-                record.update(hotplug=controller.summary())
-    if hung:
-        progress("hang: gathering evidence")
+                seen["hotplug"] = controller.summary()
+                record.update(hotplug=seen["hotplug"])
+    failed_hotplug = controller is not None and (controller.stats["plug_failures"] or controller.stats["unplug_timeouts"])
+    if seen.get("hang") or failed_hotplug:
+        # A CPU that will not come or go is a symptom of the bugs hunted here: ask the kernel why.
+        progress("gathering evidence" + (": hang" if seen.get("hang") else ": hotplug"))
         record.update(hang_evidence=_hang_evidence(session))
     record.data["phases"]["workload_s"] = round(time.monotonic() - t0, 3)
-    record.update(workload_exit=status, workload=_last_json(b"".join(stdout).decode("utf-8", "replace")))
-    if verdict is not None:
-        return (*verdict, hung)
-    if status != 0:
-        return FAIL, f"workload exited with status {status}", False
-    return PASS, "workload ended cleanly", False
-
-
-def _judge(verdict: str, reason: str, collector: SplatCollector, keep_reason: bool) -> Tuple[str, str]:
-    """A kernel report fails the run, named by the first one; KEEP_REASON adds what came after it (a
-    hang, or QEMU's end after a panic)."""
-    failures = collector.failures()
-    if not failures:
-        return verdict, reason
-    why = failures[0].title + (f" ({len(failures)} reports)" if len(failures) > 1 else "")
-    if keep_reason:
-        why += f"; then {reason}"
-    return FAIL, why
+    record.update(workload_exit=seen.get("workload_exit"), progress=counters.counters or None,
+                  workload=_last_json(b"".join(stdout).decode("utf-8", "replace")))
+    return seen
 
 
 def _hang_evidence(session: Session) -> List[str]:

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -140,12 +141,23 @@ def run_record(tmp_path, *args, timeout=900):
     return p, json.loads((run_dir / "run.json").read_text()), run_dir
 
 
+# Reports the unpatched kernels have shown on their own under the lab's stress (README: findings), by
+# kernel. Only these earn a second boot in the mechanics tests; any other report fails the test.
+KNOWN_REPORTS = {
+    "stable-debug": [r"^BUG: spinlock recursion in "],
+}
+
+
 def run_clean_kernel(tmp_path, *args):
-    """run_record for tests of the lab's mechanics on an unpatched kernel. Under this stress vanilla 6.12
-    has shown rare reports of its own (README: findings); a run that ends on one is the lab working,
-    not failing, so it gets one more boot. Its first result stays in tmp_path/1 for inspection."""
+    """run_record for tests of the lab's mechanics on an unpatched kernel. A run that ends on a report
+    listed in KNOWN_REPORTS for its kernel is the lab working, not failing, so it gets one more boot,
+    said in the test's warnings. Its first result stays in tmp_path/1 for inspection."""
     p, record, run_dir = run_record(tmp_path / "1", *args)
-    if record["verdict"] == "fail" and any(not s["ignored"] for s in record["splats"]):
+    kernel = record["kernel"].get("name", "")
+    known = [s["title"] for s in record["splats"] if not s["ignored"]
+             and any(re.search(rx, s["title"]) for rx in KNOWN_REPORTS.get(kernel, []))]
+    if record["verdict"] == "fail" and known:
+        warnings.warn(f"{kernel} ended on its known report {known[0]!r}; booting once more ({run_dir})")
         p, record, run_dir = run_record(tmp_path / "2", *args)
     return p, record, run_dir
 
@@ -178,6 +190,20 @@ def test_a_silent_guest_ends_as_a_hang_with_evidence(tmp_path):
     assert "sysrq: Show Blocked State" in console and "sysrq: Show backtrace of all active CPUs" in console
     # hang T is 20 s in lab.yaml: boot (~5 s) + T + evidence (~5 s) + shutdown, far below the 300 s duration
     assert elapsed < 20 + 60, elapsed
+
+
+def test_workers_stuck_while_output_goes_on_end_as_a_hang_with_evidence(tmp_path):
+    t0 = time.monotonic()
+    p, record, run_dir = run_record(tmp_path, "stuck-workers")
+    elapsed = time.monotonic() - t0
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert record["verdict"] == "fail" and "hang" in record["flags"], record["reason"]
+    assert record["reason"].startswith("hang: no workload progress for "), record["reason"]
+    assert record["progress"] == {"vm_cycles": 0, "workers": 2}
+    assert "sysrq w,l over SSH" in record["hang_evidence"]
+    assert "sysrq: Show Blocked State" in (run_dir / "console.log").read_text()
+    # it printed all along, so only the progress watch can have ended it: well before the 300 s duration
+    assert (run_dir / "workload.log").read_text().count("progress") >= 8 and elapsed < 20 + 60, elapsed
 
 
 def test_a_kernel_report_fails_the_run_with_its_title(tmp_path):

@@ -8,6 +8,7 @@ the injected kernels rebuild only what their patch touches, in the same warm bui
 import json
 import re
 import time
+import warnings
 
 import pytest
 
@@ -52,10 +53,11 @@ def test_injected_bug_is_caught_and_plain_boot_is_clean(kernel, tmp_path):
     # otherwise be waited out (README lists what follows each report, measured without the flag)
     args = ("vm-churn-hotplug", "--kernel", kernel, "--duration", "60", "--stop-on-first-splat")
     p, record, _ = run_record(tmp_path / "1", *args)
-    if (record.get("workload") or {}).get("vm_cycles") == 0:
+    if not record["splats"] and (record.get("progress") or {}).get("vm_cycles", 0) == 0:
         # Once in about ten runs under TCG the guest wedges at its very first nested VM (a vCPU whose
-        # timer stops: an RCU stall in do_idle) before the workload starts. The lab reports that
-        # honestly; this test is about the injected bug, so it gets one more boot.
+        # timer stops: an RCU stall in do_idle) before the workload makes a VM. The lab reports that
+        # honestly, as a hang; this test is about the injected bug, so it gets one more boot.
+        warnings.warn(f"{kernel}: no report and no VM made ({record['reason']}); booting once more")
         p, record, _ = run_record(tmp_path / "2", *args)
     assert p.returncode == 1, p.stdout + p.stderr
     assert record["verdict"] == "fail"

@@ -1,7 +1,7 @@
 import json
 import os
 
-from labrunner.run import runner as runs
+from labrunner.run import record as runs
 
 
 def test_run_dirs_are_never_reused(tmp_path):

@@ -1,0 +1,69 @@
+"""The splat parser on a run's live console, plus dmesg at the end: each distinct report once."""
+
+import re
+import threading
+import time
+from typing import Any, Dict, List, Sequence, Tuple
+
+from ..analysis import splats
+
+
+class SplatCollector:
+    """The splat parser on the live console (fed from the console thread), plus dmesg at the end.
+
+    A report still open when the console has been silent for QUIET_S seconds is closed then: a guest
+    that deadlocks right after printing a splat prints nothing more to end it."""
+
+    QUIET_S = 5.0
+
+    def __init__(self, ignore: Sequence[str]):
+        self._parser = splats.Parser()
+        self._lock = threading.Lock()
+        self._ignore = [re.compile(p) for p in ignore]
+        self._last_line = time.monotonic()
+        self.reports: List[Tuple[str, splats.Report]] = []  # (source, report), in order of appearance
+        self._keys = set()
+
+    def feed(self, line: str) -> None:
+        with self._lock:
+            self._last_line = time.monotonic()
+            self._add("console", self._parser.feed(line))
+
+    def poll(self) -> None:
+        with self._lock:
+            if self._parser.in_report and time.monotonic() - self._last_line > self.QUIET_S:
+                self._add("console", self._parser.flush())
+
+    def finish_console(self) -> None:
+        with self._lock:
+            self._add("console", self._parser.flush())
+
+    def add_dmesg(self, text: str) -> None:
+        """Reports the console dropped (a slow or lossy console); those it saw are not counted again."""
+        with self._lock:
+            self._add("dmesg", splats.parse_lines(text.splitlines()))
+
+    def _add(self, source: str, reports: List[splats.Report]) -> None:
+        for report in reports:
+            if report.key not in self._keys:
+                self._keys.add(report.key)
+                self.reports.append((source, report))
+
+    def ignored(self, report: splats.Report) -> bool:
+        return any(rx.search(report.title) for rx in self._ignore)
+
+    def failures(self) -> List[splats.Report]:
+        with self._lock:
+            return [r for _, r in self.reports if not self.ignored(r)]
+
+    def summary(self) -> List[Dict[str, Any]]:
+        """One entry per distinct bug (signature), in order of first appearance, with its count."""
+        with self._lock:
+            by_sig: Dict[str, Dict[str, Any]] = {}
+            for source, r in self.reports:
+                entry = by_sig.get(r.signature)
+                if entry is None:
+                    entry = by_sig[r.signature] = {**r.to_dict(), "source": source, "ignored": self.ignored(r),
+                                                   "occurrences": 0}
+                entry["occurrences"] += 1
+            return list(by_sig.values())

@@ -1,0 +1,65 @@
+"""The verdict function against a table: one row per way a run can end."""
+import pytest
+
+from labrunner.run.verdict import ERROR, FAIL, PASS, Observed, judge
+
+HP_OK = {"plugged": 3, "unplugged": 4, "plug_failures": 0, "unplug_timeouts": 0, "refused": 0, "failures": []}
+NOT_ONLINED = "plug of lab-cpu2 (apicid 2): the guest did not online it within 30 s"
+NOT_RELEASED = "unplug of lab-cpu3 (apicid 3): the slot is still occupied after 30 s"
+
+CASES = [
+    # (what happened, observed, verdict, reason starts with, flags)
+    ("clean", Observed(workload_exit=0), PASS, "workload ended cleanly", ()),
+    ("clean with hotplug", Observed(workload_exit=0, hotplug=HP_OK), PASS, "workload ended cleanly", ()),
+    ("workload failed", Observed(workload_exit=3), FAIL, "workload exited with status 3", ("workload-failed",)),
+    ("workload timed out", Observed(workload_timeout="after 180 s"), FAIL, "workload timed out: after 180 s",
+     ("timeout",)),
+    ("a report", Observed(reports=("WARNING in kvm_online_cpu",), workload_exit=0), FAIL, "WARNING in kvm_online_cpu",
+     ("splat",)),
+    ("two reports", Observed(reports=("A in f", "B in g"), workload_exit=0), FAIL, "A in f (2 reports)", ("splat",)),
+    ("stopped at the first report", Observed(reports=("possible deadlock in kvm_dev_ioctl",), stopped_at_splat=True),
+     FAIL, "possible deadlock in kvm_dev_ioctl", ("splat", "stopped-at-splat")),
+    ("a report, then a hang", Observed(reports=("possible deadlock in f",), hang="hang: no console output for 60 s"),
+     FAIL, "possible deadlock in f; then hang: no console output", ("splat", "hang")),
+    ("a panic ends QEMU", Observed(reports=("kernel panic: Fatal exception",), infra="QEMU exited with status 0\nstderr"),
+     FAIL, "kernel panic: Fatal exception; then QEMU exited with status 0", ("splat", "infra")),
+    ("a report, workload timed out", Observed(reports=("A in f",), workload_timeout="x"), FAIL, "A in f", None),
+    ("silent hang", Observed(hang="hang: no console output and no workload progress for 20 s"), FAIL, "hang: no console",
+     ("hang",)),
+    ("progress stalled", Observed(hang="hang: no workload progress for 60 s (items=5)"), FAIL,
+     "hang: no workload progress", ("hang",)),
+    ("guest stops answering", Observed(workload_exit=0, unresponsive="dmesg: no answer in 20 s"), FAIL,
+     "guest stopped answering: dmesg", ("unresponsive",)),
+    ("QEMU crashed", Observed(infra="QEMU killed by SIGKILL"), ERROR, "QEMU killed by SIGKILL", ("infra",)),
+    ("interrupted", Observed(reports=("A in f",), interrupted="KeyboardInterrupt"), ERROR,
+     "interrupted (KeyboardInterrupt)", ("interrupted",)),
+    ("parser raised", Observed(workload_exit=0, analysis_errors=("SplatCollector.feed: IndexError: x",)), ERROR,
+     "console analysis failed, a report may be lost: SplatCollector.feed", ("analysis-error",)),
+    ("parser raised, but a hang", Observed(hang="hang: h", analysis_errors=("e",)), FAIL, "hang: h",
+     ("hang", "analysis-error")),
+    ("CPU never onlined", Observed(workload_exit=0, hotplug={**HP_OK, "plug_failures": 1, "failures": [NOT_ONLINED]}),
+     FAIL, f"hotplug: {NOT_ONLINED}", ("hotplug-failure",)),
+    ("CPU never released", Observed(workload_exit=0, hotplug={**HP_OK, "unplug_timeouts": 1, "failures": [NOT_RELEASED]}),
+     FAIL, f"hotplug: {NOT_RELEASED}", ("hotplug-failure",)),
+    ("CPU never onlined, workload failed too",
+     Observed(workload_exit=1, hotplug={**HP_OK, "plug_failures": 1, "failures": [NOT_ONLINED]}),
+     FAIL, "hotplug: plug of lab-cpu2", ("hotplug-failure", "workload-failed")),
+    ("QEMU refused device_add", Observed(workload_exit=0, hotplug={**HP_OK, "refused": 1,
+                                                                   "failures": ["plug of lab-cpu2: device_add refused"]}),
+     ERROR, "hotplug: QEMU refused a request", ("hotplug-refused",)),
+    ("no confirmed plug", Observed(workload_exit=0, hotplug={**HP_OK, "plugged": 0}), ERROR,
+     "hotplug exercised nothing: 0 plugs and 4 unplugs", ("hotplug-idle",)),
+    ("no confirmed unplug", Observed(workload_exit=0, hotplug={**HP_OK, "plugged": 0, "unplugged": 0}), ERROR,
+     "hotplug exercised nothing", ("hotplug-idle",)),
+    ("a report in an idle hotplug run", Observed(reports=("A in f",), hotplug={**HP_OK, "plugged": 0}), FAIL, "A in f",
+     ("splat", "hotplug-idle")),
+    ("nothing observed", Observed(), ERROR, "the workload's end was not observed", ("incomplete",)),
+]
+
+
+@pytest.mark.parametrize("what,observed,verdict,reason,flags", CASES, ids=[c[0] for c in CASES])
+def test_verdict_table(what, observed, verdict, reason, flags):
+    v = judge(observed)
+    assert (v.verdict, v.reason[:len(reason)]) == (verdict, reason), v
+    if flags is not None:
+        assert v.flags == flags
