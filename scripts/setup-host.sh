@@ -6,6 +6,8 @@
 # apt sources, so no host name is ever written by this project.
 set -euo pipefail
 
+APT_ETC=${LABRUNNER_APT_ETC:-/etc/apt}  # another folder only for the set-up's own test
+
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 
@@ -16,6 +18,22 @@ qemu_min=10
 
 packages=(busybox-static dropbear-bin gcc libc6-dev python3-venv kmod
           make flex bison bc libelf-dev libssl-dev xz-utils git ccache)  # the last line: kernel builds
+
+# A backports line that is in force: commented-out lines do not count.
+has_backports() {
+    local files=() f
+    for f in "$APT_ETC"/sources.list "$APT_ETC"/sources.list.d/*.list "$APT_ETC"/sources.list.d/*.sources; do
+        [ -e "$f" ] && files+=("$f")
+    done
+    [ "${#files[@]}" -gt 0 ] || return 1
+    awk -v suite="$backports" '/^[[:space:]]*#/ { next } { for (i = 1; i <= NF; i++) if ($i == suite) found = 1 }
+        END { exit !found }' "${files[@]}"
+}
+
+if [ "${1:-}" = "--has-backports" ]; then  # for the test of the line above
+    has_backports
+    exit
+fi
 
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q '^install ok installed$'; }
 
@@ -33,7 +51,7 @@ fi
 # The first configured URI that serves the release itself (not -security, not -updates).
 mirror_uri() {
     local f
-    for f in /etc/apt/sources.list.d/*.sources; do
+    for f in "$APT_ETC"/sources.list.d/*.sources; do
         [ -e "$f" ] || continue
         awk -v suite="$codename" '
             BEGIN { RS = ""; FS = "\n" }
@@ -47,26 +65,27 @@ mirror_uri() {
                 if (ok && deb && uris != "") { split(uris, u, /[ \t]+/); print u[1]; exit }
             }' "$f"
     done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    for f in "$APT_ETC"/sources.list "$APT_ETC"/sources.list.d/*.list; do
         [ -e "$f" ] || continue
         awk -v suite="$codename" '$1 == "deb" { i = 2; if ($2 ~ /^\[/) while ($i !~ /\]$/) i++; if ($2 ~ /^\[/) i++; if ($(i+1) == suite) { print $i; exit } }' "$f"
     done
 }
-
-has_backports() { grep -rqs -- "$backports" /etc/apt/sources.list /etc/apt/sources.list.d/; }
 
 if ! has_backports; then
     uri=$(mirror_uri | head -n 1)
     [ -n "$uri" ] || { echo "setup-host: no apt source for '$codename' to derive $backports from" >&2; exit 3; }
     echo "setup-host: adding $backports from the configured mirror $uri"
     printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-        "$uri" "$backports" | $SUDO tee /etc/apt/sources.list.d/labrunner-backports.sources >/dev/null
+        "$uri" "$backports" | $SUDO tee "$APT_ETC"/sources.list.d/labrunner-backports.sources >/dev/null
 fi
 
-echo "setup-host: installing ${missing[*]:-} qemu-system-x86/$backports"
+echo "setup-host: installing ${missing[*]:-} qemu-system-x86/$backports qemu-utils/$backports"
 $SUDO apt-get update -q
+# Only QEMU comes from backports (apt picks its own dependencies there as needed); everything else
+# from the release itself. ("-t backports" would apply to every package on the line.)
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "${packages[@]}" -t "$backports" qemu-system-x86 qemu-utils
+    "qemu-system-x86/$backports" "qemu-utils/$backports"
 if [ "$(qemu_major)" -lt "$qemu_min" ]; then
     echo "setup-host: qemu-system-x86_64 is older than $qemu_min after install" >&2
     exit 3
