@@ -12,7 +12,10 @@ class SplatCollector:
     """The splat parser on the live console (fed from the console thread), plus dmesg at the end.
 
     A report still open when the console has been silent for QUIET_S seconds is closed then: a guest
-    that deadlocks right after printing a splat prints nothing more to end it."""
+    that deadlocks right after printing a splat prints nothing more to end it.
+
+    The parser failing must not pass a run silently, nor stop the console: a failure is kept in
+    ERRORS (for the verdict), and a fresh parser carries on with the next line."""
 
     QUIET_S = 5.0
 
@@ -23,25 +26,35 @@ class SplatCollector:
         self._last_line = time.monotonic()
         self.reports: List[Tuple[str, splats.Report]] = []  # (source, report), in order of appearance
         self._keys = set()
+        self.errors: List[str] = []
+
+    def _parse(self, source: str, step) -> None:
+        """Run STEP() (a parser call; the lock held) and add its reports; record a failure instead."""
+        try:
+            self._add(source, step())
+        except Exception as e:
+            if len(self.errors) < 10:
+                self.errors.append(f"splat parser ({source}, line {self._parser.line_no}): {type(e).__name__}: {e}")
+            self._parser = splats.Parser()
 
     def feed(self, line: str) -> None:
         with self._lock:
             self._last_line = time.monotonic()
-            self._add("console", self._parser.feed(line))
+            self._parse("console", lambda: self._parser.feed(line))
 
     def poll(self) -> None:
         with self._lock:
             if self._parser.in_report and time.monotonic() - self._last_line > self.QUIET_S:
-                self._add("console", self._parser.flush())
+                self._parse("console", self._parser.flush)
 
     def finish_console(self) -> None:
         with self._lock:
-            self._add("console", self._parser.flush())
+            self._parse("console", self._parser.flush)
 
     def add_dmesg(self, text: str) -> None:
         """Reports the console dropped (a slow or lossy console); those it saw are not counted again."""
         with self._lock:
-            self._add("dmesg", splats.parse_lines(text.splitlines()))
+            self._parse("dmesg", lambda: splats.parse_lines(text.splitlines()))
 
     def _add(self, source: str, reports: List[splats.Report]) -> None:
         for report in reports:

@@ -91,9 +91,9 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
             record.finish(v.verdict, v.reason, v.flags)
             raise
         record.update(splats=_final_splats(collector, session, progress))
-        console_errors = tuple(session.console.listener_errors) if session.console else ()
-        v = judge(Observed(reports=tuple(r.title for r in collector.failures()), analysis_errors=console_errors,
-                           **seen))
+        console_errors = session.console.listener_errors if session.console else []
+        v = judge(Observed(reports=tuple(r.title for r in collector.failures()),
+                           analysis_errors=tuple(collector.errors + console_errors), **seen))
         record.finish(v.verdict, v.reason, v.flags)
     finally:
         session.close()

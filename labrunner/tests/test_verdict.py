@@ -63,3 +63,26 @@ def test_verdict_table(what, observed, verdict, reason, flags):
     assert (v.verdict, v.reason[:len(reason)]) == (verdict, reason), v
     if flags is not None:
         assert v.flags == flags
+
+
+def test_a_parser_failure_is_recorded_and_the_console_goes_on(monkeypatch):
+    from labrunner.analysis import splats
+    from labrunner.run.collect import SplatCollector
+    collector = SplatCollector(ignore=())
+    real_feed = splats.Parser.feed
+
+    def feed(self, line):
+        if "boom" in line:
+            raise IndexError("a rule tripped")
+        return real_feed(self, line)
+    monkeypatch.setattr(splats.Parser, "feed", feed)
+    collector.feed("boom")  # from the console thread: must not raise
+    for line in ["WARNING: CPU: 0 PID: 1 at virt/kvm/kvm_main.c:5 kvm_online_cpu+0x1/0x2", "Call Trace:",
+                 " kvm_online_cpu+0x1/0x2", " cpuhp_invoke_callback+0x1/0x2", "end"]:
+        collector.feed(line)
+    collector.finish_console()
+    (error,) = collector.errors
+    assert error.startswith("splat parser (console") and error.endswith("IndexError: a rule tripped")
+    assert [r.title for r in collector.failures()] == ["WARNING in kvm_online_cpu"]
+    v = judge(Observed(workload_exit=0, analysis_errors=tuple(collector.errors)))
+    assert v.verdict == ERROR and "IndexError: a rule tripped" in v.reason
