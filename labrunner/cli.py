@@ -156,6 +156,8 @@ def cmd_run(args) -> int:
     run_dir = (args.results or lab.results_dir) / result["id"]
     print(f"{result['verdict'].upper()}: {result['test']} on {result['kernel'].get('name')} "
           f"({result['kernel'].get('release') or 'release unknown'}): {result['reason']}")
+    if result.get("flags"):
+        print(f"flags: {', '.join(result['flags'])}")
     print(f"results: {run_dir}")
     return VERDICT_EXIT[result["verdict"]]
 

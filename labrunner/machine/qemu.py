@@ -183,6 +183,7 @@ def choose_accel(qemu: QemuConfig, kernel: Path, cache_dir: Path) -> Accel:
         return Accel(data["name"], data["reason"] + " (cached for this host boot)")
     except (OSError, ValueError, KeyError):
         pass
+
     def probe(path: Path) -> None:
         path.write_text(json.dumps(dataclasses.asdict(decide_accel("auto", device, run_probe(str(binary), kernel)))))
     data = json.loads(cache.get_or_build(cache_dir, cached, probe).read_text())
