@@ -32,13 +32,20 @@ def command_line(argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> s
     return (prefix + " " if prefix else "") + shlex.join(argv)
 
 
-def pdeathsig_argv(argv: Sequence[str]) -> List[str]:
-    """ARGV run so that it is SIGKILLed when labrunner dies (util-linux's setpriv, in every Debian)."""
+# Between setpriv's prctl and the target: a parent that died before the prctl would leave the child
+# orphaned for good, so the child checks it still has its parent, then becomes the target (same pid).
+_PARENT_CHECK = 'if [ "$PPID" != "$0" ]; then exit 125; fi; exec "$@"'
+
+
+def pdeathsig_argv(argv: Sequence[str], parent: Optional[int] = None) -> List[str]:
+    """ARGV run so that it is SIGKILLed when labrunner (PARENT, default this process) dies: util-linux's
+    setpriv sets the parent-death signal, then sh checks the parent is still there and execs ARGV."""
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         log.warning("setpriv not found (util-linux): %s will outlive labrunner if it is SIGKILLed", argv[0])
         return list(argv)
-    return [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    return [setpriv, "--pdeathsig", "KILL", "--", "/bin/sh", "-c", _PARENT_CHECK, str(parent or os.getpid()),
+            *argv]
 
 
 def spawn(argv: List[str], **kwargs) -> subprocess.Popen:

@@ -1,4 +1,5 @@
 """Children die with labrunner, even when it is SIGKILLed (PR_SET_PDEATHSIG)."""
+import os
 import signal
 import subprocess
 import sys
@@ -75,5 +76,9 @@ def test_reading_a_silent_child_is_bounded():
 
 
 def test_children_get_their_parent_death_signal_without_preexec_fn():
-    argv = process.pdeathsig_argv(["sleep", "1"])
-    assert argv[1:4] == ["--pdeathsig", "KILL", "--"] and argv[-2:] == ["sleep", "1"]
+    argv = process.pdeathsig_argv(["echo", "a b"], parent=os.getpid())
+    assert argv[1:4] == ["--pdeathsig", "KILL", "--"] and argv[-2:] == ["echo", "a b"]
+    assert subprocess.run(argv, capture_output=True, text=True).stdout == "a b\n"
+    # a child whose parent is already gone (here: not its parent) never becomes the target
+    orphan = subprocess.run(process.pdeathsig_argv(["echo", "x"], parent=1), capture_output=True, text=True)
+    assert (orphan.returncode, orphan.stdout) == (125, "")
