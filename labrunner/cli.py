@@ -20,7 +20,7 @@ from typing import List, Optional
 from . import __version__, config
 from .analysis import splats, symbols
 from .build import kbuild
-from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, LabError, UserError
+from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, Interrupted, LabError, UserError
 from .machine.guest import CommandTimeout
 from .machine.session import BootSpec, Session
 from .run import runner
@@ -303,8 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _raise_exit(signum, frame):
-    raise SystemExit(128 + signum)
+def _interrupt(signum, frame):
+    raise Interrupted(signal.Signals(signum).name, 128 + signum)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -318,17 +318,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             logging.getLogger(noisy).setLevel(logging.WARNING)
     # SIGTERM and SIGHUP unwind like Ctrl-C, so every QEMU is stopped on the way out. SIGINT too, even
     # when a non-interactive shell started labrunner in the background with SIGINT ignored.
-    signal.signal(signal.SIGTERM, _raise_exit)
-    signal.signal(signal.SIGHUP, _raise_exit)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, _interrupt)
     try:
         return args.func(args)
     except LabError as e:
         print(f"labrunner: error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
-        print("labrunner: interrupted", file=sys.stderr)
-        return 130
+    except Interrupted as e:
+        print(f"labrunner: interrupted by {e.signal_name}", file=sys.stderr)
+        return e.exit_code
     except BrokenPipeError:  # `labrunner splats ... | head`: the reader has seen enough
         sys.stdout = None  # nothing more to flush into the closed pipe at exit
         return 141

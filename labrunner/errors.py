@@ -3,6 +3,7 @@
 - UserError (exit 2): a mistake in lab.yaml or on the command line; fix the input.
 - InfraError (exit 3): the host failed (QEMU crashed, no boot, no SSH, apt, gcc); not the kernel's fault.
 A kernel failure is not an exception but a verdict ("fail", exit 1) recorded in run.json.
+Interrupted (128 + the signal) is not an error: it unwinds everything, as KeyboardInterrupt does.
 """
 
 EXIT_PASS = 0
@@ -43,3 +44,12 @@ class QemuError(InfraError):
     def __init__(self, message, stderr_tail=""):
         self.stderr_tail = stderr_tail
         super().__init__(message + (f"\n--- qemu stderr (tail) ---\n{stderr_tail}" if stderr_tail else ""))
+
+
+class Interrupted(BaseException):
+    """A signal (SIGINT, SIGTERM, SIGHUP) asked labrunner to stop: it unwinds like Ctrl-C, so every QEMU
+    is stopped on the way out and the run is recorded as interrupted by that signal."""
+
+    def __init__(self, signal_name: str, exit_code: int):
+        self.signal_name, self.exit_code = signal_name, exit_code
+        super().__init__(signal_name)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ..analysis import symbols
 from ..config import Lab
-from ..errors import InfraError, LabError
+from ..errors import InfraError, Interrupted, LabError
 from ..machine import hotplug
 from ..machine.console import LineSplitter
 from ..machine.guest import CommandTimeout
@@ -86,8 +86,8 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
             seen["unresponsive"] = str(e)
         except LabError as e:
             seen["infra"] = str(session.infra_cause(e))
-        except BaseException as e:  # Ctrl-C, SIGTERM (as SystemExit): record, then let it end the program
-            v = judge(Observed(interrupted=type(e).__name__))
+        except BaseException as e:  # a signal (Interrupted), or a bug: record, then let it end the program
+            v = judge(Observed(interrupted=e.signal_name if isinstance(e, Interrupted) else type(e).__name__))
             record.finish(v.verdict, v.reason, v.flags)
             raise
         record.update(splats=_final_splats(collector, session, progress))

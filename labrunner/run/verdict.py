@@ -29,7 +29,7 @@ class Observed:
     hotplug: Optional[Dict[str, Any]] = None  # the controller's summary; None for a test without hotplug
     infra: Optional[str] = None             # the host failed: QEMU died, no boot, no SSH
     analysis_errors: Tuple[str, ...] = ()   # a console listener (the splat parser) raised
-    interrupted: Optional[str] = None       # Ctrl-C or SIGTERM
+    interrupted: Optional[str] = None       # the signal (SIGINT, SIGTERM) or exception that ended it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +63,9 @@ def _hotplug_events(hp: Optional[Dict[str, Any]]) -> List[_Event]:
 
 
 def judge(o: Observed) -> Verdict:
-    if o.interrupted:
-        return Verdict(ERROR, f"interrupted ({o.interrupted})", ("interrupted",))
+    if o.interrupted:  # a signal's name, or the exception that ended the run
+        how = f"by {o.interrupted}" if o.interrupted.startswith("SIG") else f"({o.interrupted})"
+        return Verdict(ERROR, f"interrupted {how}", ("interrupted",))
     # Heaviest first: the first event is the reason when the kernel reported nothing.
     events: List[_Event] = []
     if o.infra:

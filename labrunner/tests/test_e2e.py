@@ -116,6 +116,22 @@ def test_run_whose_qemu_is_killed_is_an_infrastructure_error(tmp_path):
     assert record["finished_at"]
 
 
+def test_a_run_ended_by_a_signal_says_which(tmp_path):
+    proc = subprocess.Popen(LABRUNNER + ["run", "kvm-smoke", "--duration", "300", "--results", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: list(tmp_path.glob("*/workload.log")), 300, "the workload to start")
+        (qemu_pid,) = qemu_children(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM and "interrupted by SIGTERM" in err, out + err
+    record = json.loads(next(tmp_path.glob("*/run.json")).read_text())
+    assert (record["verdict"], record["reason"], record["flags"]) == ("error", "interrupted by SIGTERM", ["interrupted"])
+    wait_for(lambda: not is_qemu(qemu_pid), 15, f"QEMU {qemu_pid} to exit")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
 @pytest.mark.parametrize("moment", ["booting", "running"])
 def test_killing_labrunner_leaves_no_qemu(sig, moment):
