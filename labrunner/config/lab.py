@@ -96,6 +96,13 @@ def load(path) -> Lab:
             value = getattr(test, ref)
             if value is not None and value not in sections[section]:
                 raise tests_ctx.child(test.name).error(f"no {ref} named '{value}' in '{section}'", ref)
+        if test.hotplug is not None:
+            machine = sections["machines"][test.machine or d["machine"]]
+            spare = machine.max_cpus - machine.cpus
+            if test.hotplug.slots > spare:
+                raise tests_ctx.child(test.name).child("hotplug").error(
+                    f"{test.hotplug.slots} slots, but machine '{machine.name}' has {spare} hot-pluggable vCPUs "
+                    f"(max_cpus {machine.max_cpus} - cpus {machine.cpus})", "slots")
     return Lab(path=path, root=root, qemu=qemu, defaults=Defaults(**d), **sections)
 
 

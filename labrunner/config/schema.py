@@ -51,15 +51,27 @@ def load_yaml(path: Path) -> Any:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(path, 0, "", f"cannot read: {e.strerror}") from None
-    loader = _Loader(text)
-    loader.name = str(path)
+    loader = None
     try:
+        loader = _Loader(text)  # checks every character first
+        loader.name = str(path)
         return loader.get_single_data()
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
-        raise ConfigError(path, mark.line + 1 if mark else 0, "", f"invalid YAML: {e.problem or e.context}") from None
+        raise ConfigError(path, mark.line + 1 if mark else 0, "", f"invalid YAML: {_one_line(e.problem or e.context)}"
+                          ) from None
+    except yaml.reader.ReaderError as e:  # a byte YAML does not allow (a NUL, a control character)
+        line = text[:e.position].count("\n") + 1
+        raise ConfigError(path, line, "", f"invalid YAML: character {e.character!r} is not allowed") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(path, 0, "", f"invalid YAML: {_one_line(str(e))}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
 
 
 class Ctx:

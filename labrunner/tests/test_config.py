@@ -2,6 +2,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from labrunner import config
 from labrunner.errors import ConfigError
@@ -145,3 +147,38 @@ def test_base_must_be_a_source_kernel(write_lab, tmp_path):
     (tmp_path / "bug.patch").write_text("x")
     e = error_of(write_lab, SOURCE.replace("base: debug,", "base: k,"))
     assert "'k' is not a source kernel defined above" in str(e)
+
+
+def test_a_nul_byte_is_a_located_error(write_lab):
+    path = write_lab(GOOD)
+    path.write_bytes(path.read_bytes().replace(b"accel: auto", b"accel: au\0to"))
+    with pytest.raises(ConfigError) as e:
+        config.load(path)
+    assert e.value.line == 2 and "not allowed" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_more_hotplug_slots_than_spare_cpus(write_lab):
+    text = GOOD.replace("    duration: 5", "    duration: 5\n    hotplug:\n      period: 2\n      slots: 3")
+    with pytest.raises(ConfigError) as e:
+        config.load(write_lab(text))
+    assert (e.value.line, e.value.key) == (20, "tests.smoke.hotplug.slots") and "has 2 hot-pluggable" in str(e.value)
+    config.load(write_lab(text.replace("slots: 3", "slots: 2")))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.data())
+def test_any_mangled_lab_yaml_is_a_one_line_error_or_loads(write_lab, data):
+    """Bytes cut, doubled or replaced anywhere in a good file, as a typing user or a bad merge does."""
+    text = GOOD
+    for _ in range(data.draw(st.integers(1, 3))):
+        at = data.draw(st.integers(0, len(text) - 1))
+        how = data.draw(st.sampled_from(["cut", "double", "replace"]))
+        char = data.draw(st.sampled_from(list(":-[]{}#&*!|>'\"%@` \t\n\0\x7fa1")))
+        text = {"cut": text[:at] + text[at + 1:], "double": text[:at] + text[at] + text[at:],
+                "replace": text[:at] + char + text[at + 1:]}[how]
+    path = write_lab("")
+    path.write_text(text)
+    try:
+        config.load(path)
+    except ConfigError as e:
+        assert "\n" not in str(e) and str(e).startswith(f"{path}"), str(e)
