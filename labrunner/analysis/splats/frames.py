@@ -6,7 +6,12 @@ import re
 from typing import List, Optional
 
 from . import demangle
-from .text import SUFFIX, SYSCALL
+from . import text
+
+# Patterns bound by assignment, not by import: see parser.py.
+_SUFFIX = text.SUFFIX
+_SYSCALL = text.SYSCALL
+
 
 # Frames that say where the report was printed or how a lock was taken, not who is guilty.
 SKIP = re.compile("^(?:" + "|".join([
@@ -117,7 +122,7 @@ _NOT_IOCTL = re.compile(r"^(?:do_vfs_ioctl|vfs_ioctl|ksys_ioctl|sock_ioctl|sock_
 
 def stall_frame(functions: List[str]) -> Optional[str]:
     """The anchor-named frame of a stall's interrupted stack (top first); None when it has no anchor."""
-    names = [SUFFIX.sub("", f) for f in functions]
+    names = [_SUFFIX.sub("", f) for f in functions]
     for rx, how in _STALL_ANCHORS:
         for i, name in enumerate(names):
             if not rx.match(name):
@@ -153,7 +158,7 @@ def stall_frame(functions: List[str]) -> Optional[str]:
 def frame_name(func: str) -> str:
     """FUNC as a title prints it: no compiler suffix, demangled, canonical, no syscall prefix."""
     if "." in func:
-        func = SUFFIX.sub("", func)
+        func = _SUFFIX.sub("", func)
     if func.startswith("_R"):
         return demangle.rust(func) or func
     if func.startswith("_Z"):
@@ -162,12 +167,12 @@ def frame_name(func: str) -> str:
         for rx, name in _CANONICAL:
             if rx.match(func):
                 return name
-    return SYSCALL.sub("", func) or func
+    return _SYSCALL.sub("", func) or func
 
 
 def good_frame(func: str) -> Optional[str]:
     """FUNC's title name, or None when the rules say it cannot be guilty."""
-    name = SUFFIX.sub("", func)
+    name = _SUFFIX.sub("", func)
     if SKIP.match(name):
         return None
     shown = frame_name(name)

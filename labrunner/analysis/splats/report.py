@@ -6,7 +6,11 @@ import hashlib
 import re
 from typing import Dict, List, Optional, Tuple
 
-from .text import CONTROL
+from . import text
+
+# Patterns bound by assignment, not by import: see parser.py.
+_CONTROL = text.CONTROL
+
 
 # The crash type follows from the title alone, as in syzkaller: first matching prefix wins.
 _TITLE_TYPES = [(re.compile(p), t) for p, t in [
@@ -87,7 +91,7 @@ def normalize_title(title: str) -> str:
     t = re.sub(r"CPU#\d+", "CPU", t)
     t = re.sub(r"syz-executor\d+", "syz-executor", t)
     t = re.sub(r"(?<![\w.])\d+(?![\w])", "NUM", t)
-    t = re.sub(r"\s+", " ", CONTROL.sub("", t)).strip()
+    t = re.sub(r"\s+", " ", _CONTROL.sub("", t)).strip()
     return t[:120]
 
 

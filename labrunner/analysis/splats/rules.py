@@ -9,7 +9,11 @@ from typing import Dict, List, Optional
 
 from . import stacks
 from .frames import good_frame, stall_frame
-from .text import SUFFIX
+from . import text
+
+# Patterns bound by assignment, not by import: see parser.py.
+_SUFFIX = text.SUFFIX
+
 
 
 @dataclasses.dataclass
@@ -45,7 +49,7 @@ _WARNING_KINDS = [
 
 def warning_kind(d: Draft) -> None:
     """{warning}: the subsystem check that fired; for a check, the checker's caller is the culprit."""
-    where = f'{d.fields.get("src", "")} {SUFFIX.sub("", d.fields.get("func", ""))}'
+    where = f'{d.fields.get("src", "")} {_SUFFIX.sub("", d.fields.get("func", ""))}'
     text = "\n".join(d.lines[:6])
     d.fields["warning"] = next((title for rx, title in _WARNING_KINDS if rx.search(where) or rx.search(text)),
                                "WARNING")
@@ -64,7 +68,7 @@ def no_frame_if_corrupted(d: Draft) -> None:
 def usb_submit_urb_caller(d: Draft) -> None:
     """A bad URB: the driver that submitted it is the news, usb_submit_urb the constant."""
     func = d.match.group("func")
-    if func and SUFFIX.sub("", func) == "usb_submit_urb":
+    if func and _SUFFIX.sub("", func) == "usb_submit_urb":
         caller = next((f["function"] for f in d.frames if f["function"] != "usb_submit_urb"
                        and good_frame(f["function"]) is not None), None) if not d.corrupted else None
         d.frame = f"{caller or 'corrupted'}/usb_submit_urb"
@@ -74,7 +78,7 @@ def stall_anchor(d: Draft) -> None:
     """A stall is named by its stacks' anchor frame (frames.stall_frame); a blocked task that only gave
     up the CPU is not looping, so its stack says where it stopped, not why: corrupted."""
     found = [s for s in stacks.stacks(d.lines, d.fms) if s]
-    if found and SUFFIX.sub("", found[0][0]) == "__schedule" and len(found[0]) > 1 \
+    if found and _SUFFIX.sub("", found[0][0]) == "__schedule" and len(found[0]) > 1 \
             and found[0][1] == "preempt_schedule_common":
         d.frame, d.corrupted = None, True
     else:
@@ -107,7 +111,7 @@ def stack_regs_bp(d: Draft) -> None:
 
 def plain_functions(d: Draft) -> None:
     """{where}: "f / g" with compiler suffixes removed."""
-    d.fields["where"] = " / ".join(SUFFIX.sub("", f) for f in d.fields["where"].split(" / "))
+    d.fields["where"] = " / ".join(_SUFFIX.sub("", f) for f in d.fields["where"].split(" / "))
 
 
 def header_title(d: Draft) -> None:

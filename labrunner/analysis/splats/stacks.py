@@ -6,7 +6,14 @@ import re
 from typing import Dict, Iterator, List, Optional, Sequence
 
 from .frames import frame_name, good_frame
-from .text import AT, CALLER, TRACE_START, rip
+from . import text
+from .text import rip
+
+# Patterns bound by assignment, not by import: see parser.py.
+_AT = text.AT
+_CALLER = text.CALLER
+_TRACE_START = text.TRACE_START
+
 
 _FOREIGN_DUMP = re.compile(r"^(?:FAULT_INJECTION: forcing a failure|\S+ cpuset=|\s*mems_allowed=)")
 
@@ -23,7 +30,7 @@ def stacks(lines: List[str], fms: List) -> List[List[str]]:
     anchor may be in the interrupted context or in the softirq the interrupt ran."""
     out: List[List[str]] = [[]]
     for ln, fm in zip(lines, fms):
-        if (TRACE_START.match(ln) or ln.startswith("NMI backtrace")) and out[-1]:
+        if (_TRACE_START.match(ln) or ln.startswith("NMI backtrace")) and out[-1]:
             out.append([])
         if fm and not fm.group(1):
             out[-1].append(fm.group(2))
@@ -54,7 +61,7 @@ def foreign_dump_first(lines: List[str], fms: List) -> bool:
 def has_trace(lines: List[str], fms: List) -> bool:
     in_trace = False
     for ln, fm in zip(lines, fms):
-        if TRACE_START.match(ln):
+        if _TRACE_START.match(ln):
             in_trace = True
         elif in_trace and fm and not fm.group(1):
             return True
@@ -70,7 +77,7 @@ def guilty(frame_from: Sequence[str], m: re.Match, lines: List[str], fms: List) 
                 return name
         elif source == "at":
             for i, ln in enumerate(lines):
-                am = AT.search(ln)
+                am = _AT.search(ln)
                 if am is None and ln.endswith(" at:") and i + 1 < len(lines):
                     am = fms[i + 1]  # "... lock (x) at:" then the frame alone
                     am = am if am and not am.group(1) else None
@@ -79,7 +86,7 @@ def guilty(frame_from: Sequence[str], m: re.Match, lines: List[str], fms: List) 
                     return name
         elif source == "caller":
             for ln in lines[1:3]:
-                if (cm := CALLER.match(ln)) and (name := good_frame(cm.group(1))):
+                if (cm := _CALLER.match(ln)) and (name := good_frame(cm.group(1))):
                     return name
         elif source == "safe-at":
             # The irq-safe lock's first use, from an interrupt: where the inversion bites.
@@ -96,7 +103,7 @@ def guilty(frame_from: Sequence[str], m: re.Match, lines: List[str], fms: List) 
         elif source in ("trace", "backtrace"):  # backtrace: only frames under a "Call Trace:" line
             in_trace = False
             for ln, fm in zip(lines, fms):
-                if TRACE_START.match(ln):
+                if _TRACE_START.match(ln):
                     in_trace = True
                     continue
                 # An inlined frame is part of its caller, the function that was really called.
