@@ -267,6 +267,12 @@ def test_a_report_no_row_knows_still_becomes_one():
     (bare,) = splats.parse_lines(["Kernel panic without the usual words",
                                   "CPU: 1 UID: 0 PID: 9 Comm: kworker/1:0 Not tainted 6.12.117 #1", "more"])
     assert bare.title == "Kernel panic without the usual words" and bare.corrupted
+    # The lab's own hang evidence: a slow backtrace NMI, then the backtraces it asked for.
+    lines = (GOLDEN / "lockdep-injected-6.12.log").read_text().splitlines()
+    at = next(i for i, ln in enumerate(lines) if "Call Trace:" in ln or "stack backtrace:" in ln)
+    assert splats.parse_lines(["INFO: NMI handler (nmi_cpu_backtrace_handler) took too long to run: 8.870 msecs",
+                               "NMI backtrace for cpu 1", "CPU: 1 UID: 0 PID: 0 Comm: swapper/1 Not tainted 6.12 #1",
+                               *lines[at:at + 12]]) == []
     # A program's own "WARNING:" on the console (syzkaller's negative cases have such) shows no stack.
     assert splats.parse_lines(["WARNING: /etc/ssh/moduli does not exist, using fixed modulus", "x"] * 5) == []
     # Inside a known report, such a line is part of it, not a new report.

@@ -62,6 +62,13 @@ def _f(name, header, title, frame_from=("rip", "trace"), **more) -> Format:
 
 
 # Lockdep faulting on a bad lock before it printed a stack: one report, not two.
+# Lines in a report's words that are no bug: the catch-all row never opens on them. (A stack often
+# follows them: the NMI backtraces that the lab's own hang evidence asks for.)
+NOT_REPORTS = [
+    r"INFO: NMI handler \(\w+\) took too long to run",  # perf or a backtrace NMI was slow
+    r"INFO: lockdep is turned off",
+]
+
 _FAULT_IN_LOCKDEP = Absorb(frozenset({"gpf", "kasan", "null-deref", "paging"}), before_trace=True)
 _LOCKDEP = dict(lockdep=True, absorbs=(_FAULT_IN_LOCKDEP,))
 _LOCKDEP_AT = ("at", "trace")
@@ -172,9 +179,10 @@ FORMATS: List[Format] = [
     # "Fatal exception in interrupt" is one panic with "Fatal exception" to syzbot.
     _f("panic", r"Kernel panic - not syncing: (?P<why>Fatal exception|.*)", "kernel panic: {why}", needs_frame=False,
        follows=True),
-    # Any other report header at the start of a line: titled by its own words, and its stack's frame.
-    _f("unknown", r"^(?:(?:BUG|WARNING|INFO|UBSAN): |Oops\b|Kernel panic\b).*", "{header} in {frame}", ("rip", "trace"),
-       fallback=True, refine=(rules.header_title,)),
+    # Any other report header at the start of a line, unless it is one of NOT_REPORTS: titled by its own
+    # words, and its stack's frame.
+    _f("unknown", r"^(?!" + "|".join(NOT_REPORTS) + r")(?:(?:BUG|WARNING|INFO|UBSAN): |Oops\b|Kernel panic\b).*",
+       "{header} in {frame}", ("rip", "trace"), fallback=True, refine=(rules.header_title,)),
 ]
 
 # A word every header has (test_every_format_has_a_keyword checks it): most lines have none, and a
