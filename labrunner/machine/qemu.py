@@ -80,8 +80,10 @@ def hotplug_cpu_devices(machine: Machine, accel: Accel) -> List[str]:
 
 
 def machine_argv(*, qemu: QemuConfig, machine: Machine, accel: Accel, kernel: Path, initrd: Optional[Path],
-                 cmdline: str, sockdir: Path, ssh_port: Optional[int], name: str = "labrunner") -> List[str]:
-    """The full QEMU argv for one guest: console and QMP on unix sockets in SOCKDIR, SSH on 127.0.0.1."""
+                 cmdline: str, sockdir: Path, ssh_port: Optional[int], name: str = "labrunner",
+                 serials: Sequence[str] = ()) -> List[str]:
+    """The full QEMU argv for one guest: console and QMP on unix sockets in SOCKDIR, SSH on 127.0.0.1;
+    SERIALS are the arguments of further serial ports (ttyS1...)."""
     argv = [
         qemu.binary, "-name", name,
         "-machine", machine.machine_type,
@@ -94,6 +96,7 @@ def machine_argv(*, qemu: QemuConfig, machine: Machine, accel: Accel, kernel: Pa
         # wait=on: QEMU does not start the guest before labrunner reads the console, so no line is lost.
         "-chardev", f"socket,id=con0,path={sockdir / 'console.sock'},server=on,wait=on",
         "-serial", "chardev:con0",
+        *serials,
         "-qmp", f"unix:{sockdir / 'qmp.sock'},server=on,wait=off",
     ]
     if ssh_port is not None:

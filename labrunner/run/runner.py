@@ -72,7 +72,8 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
             record.update(**_session_fields(session))
             session.on_console = collector.feed  # from the very first line, boot included
             session.start()
-            record.update(**_session_fields(session), phases={"boot_s": round(session.boot_s, 3), "workload_s": None})
+            record.update(**_session_fields(session), phases={"boot_s": round(session.boot_s, 3), "workload_s": None,
+                                                              "boot": session.phases.durations()})
             _, release = session.ssh.output("uname -r", timeout=60)
             record.data["kernel"]["release"] = release.strip()
             seen.update(_workload(session, test, duration, outdir, record, progress, collector))

@@ -2,6 +2,7 @@
 
 Each boot takes ~5 s under TCG. `make test` prepares the kernel and image before pytest runs.
 """
+import hashlib
 import json
 import os
 import re
@@ -70,6 +71,21 @@ def test_boot_exits_with_the_commands_status():
     assert p.returncode == 7, p.stderr
     assert p.stdout == "out\n"
     assert "err" in p.stderr
+
+
+def test_boot_output_is_exact_binary_and_large():
+    """The one-shot channel: 3 MB of random bytes arrive byte for byte, stderr apart, status exact."""
+    script = "head -c 3000000 /dev/urandom > /tmp/x; sha256sum /tmp/x >&2; cat /tmp/x; exit 255"
+    p = subprocess.run(LABRUNNER + ["boot", "--", script], capture_output=True, timeout=600)
+    assert p.returncode == 255, p.stderr[-2000:]
+    assert len(p.stdout) == 3_000_000
+    assert hashlib.sha256(p.stdout).hexdigest() in p.stderr.decode(), p.stderr[-2000:]
+
+
+def test_a_one_off_boot_has_only_its_cpus_unless_asked():
+    assert labrunner("boot", "--", "cat /sys/devices/system/cpu/possible").stdout == "0-1\n"
+    p = labrunner("boot", "--hotplug", "--ssh", "--", "cat /sys/devices/system/cpu/possible")
+    assert p.returncode == 0 and p.stdout != "0-1\n", p.stdout + p.stderr  # the spare slots: 0-67 under TCG
 
 
 def test_boot_serial_runs_on_the_console():
