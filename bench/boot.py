@@ -8,13 +8,15 @@
   bench/out/vng-venv; if it cannot run here, the reason is reported instead of a figure.
 
 Runs alternate between the three so that load on the host hits them alike; medians are reported.
-Usage: .venv/bin/python bench/boot.py [--runs N]   (writes bench/out/boot.json)
+virtme-ng needs file(1); it is installed with apt-get when missing (as root), or the reason reported.
+Usage: .venv/bin/python bench/boot.py [--runs N] [--kernel NAME]   (writes bench/out/boot-NAME.json)
 """
 
 import argparse
 import gzip
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,6 +58,8 @@ def timed(argv, expect: str, timeout: float = 300):
 
 
 def virtme_ng() -> Path:
+    if shutil.which("file") is None:  # vng reads the kernel image's type with file(1)
+        subprocess.run(["apt-get", "install", "-y", "-q", "file"], check=True, stdout=subprocess.DEVNULL)
     venv = OUT / "vng-venv"
     vng = venv / "bin" / "vng"
     if not vng.exists():
@@ -67,11 +71,12 @@ def virtme_ng() -> Path:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--kernel", help="kernel name from lab.yaml (default: defaults.kernel)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
 
     lab = config.load(REPO / "lab.yaml")
-    k = kernel.resolve(lab.pick("kernels", None), lab.cache_dir)
+    k = kernel.resolve(lab.pick("kernels", args.kernel), lab.cache_dir)
     machine = lab.pick("machines", None)
     accel = qemu.choose_accel(lab.qemu, k.image, lab.cache_dir)
     initrd = bare_initrd(OUT / "bare-initrd.cpio.gz")
@@ -80,7 +85,8 @@ def main() -> int:
             "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
             "-kernel", str(k.image), "-initrd", str(initrd),
             "-append", qemu.kernel_cmdline(machine, accel.name, "rdinit=/init")]
-    ours = [str(REPO / ".venv" / "bin" / "labrunner"), "--lab", str(REPO / "lab.yaml"), "boot", "--", "uname", "-r"]
+    ours = [str(REPO / ".venv" / "bin" / "labrunner"), "--lab", str(REPO / "lab.yaml"), "boot", "--kernel", k.name,
+            "--", "uname", "-r"]
     contenders = {"labrunner": ours, "bare QEMU": bare}
     notes = {}
     try:
@@ -113,7 +119,7 @@ def main() -> int:
         "ratio_to_bare": {n: round(v / medians["bare QEMU"], 2) for n, v in medians.items()},
         "notes": notes,
     }
-    (OUT / "boot.json").write_text(json.dumps(result, indent=2) + "\n")
+    (OUT / f"boot-{k.name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(f"boot -- uname -r, {k.release}, {accel.name}, median of {args.runs} ({result['date']})")
     for name, v in medians.items():
         print(f"  {name:10s} {v:6.2f} s  {result['ratio_to_bare'][name]:.2f}x bare")
