@@ -12,7 +12,8 @@ from .kernels import Kernel, SourceRecipe
 from .lab import Defaults, Lab, find_lab, load
 from .machines import ACCELS, Machine, QemuConfig
 from .schema import load_yaml
+from .suites import KnownIssue, Suite, SuiteEntry
 from .tests import HotplugSpec, Test, Timeouts
 
-__all__ = ["ACCELS", "Defaults", "HotplugSpec", "Image", "Kernel", "Lab", "Machine", "QemuConfig", "SourceRecipe",
-           "Test", "Timeouts", "find_lab", "load", "load_recipe", "load_yaml"]
+__all__ = ["ACCELS", "Defaults", "HotplugSpec", "Image", "Kernel", "KnownIssue", "Lab", "Machine", "QemuConfig",
+           "SourceRecipe", "Suite", "SuiteEntry", "Test", "Timeouts", "find_lab", "load", "load_recipe", "load_yaml"]

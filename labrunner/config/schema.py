@@ -87,6 +87,11 @@ class Ctx:
         keypath = f"{self.keypath}.{key}" if key and self.keypath else (key or self.keypath)
         return ConfigError(self.path, line, keypath, message)
 
+    def item(self, i: int) -> "Ctx":
+        """The I-th item of the list here, at its own line when YAML gave it one (a mapping)."""
+        node = self.node[i]
+        return Ctx(self.path, f"{self.keypath}[{i}]", node, getattr(node, "line", 0) or self.line)
+
     def child(self, key: str) -> "Ctx":
         node = self.node[key]
         line = getattr(node, "line", 0) or self.node.lines.get(key, self.line)

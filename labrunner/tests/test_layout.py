@@ -21,7 +21,8 @@ ALLOWED: Dict[str, Set[str]] = {
     "build": {"errors", "process", "cache", "config"},
     "machine": {"errors", "process", "cache", "config", "build"},
     "run": {"errors", "process", "cache", "config", "build", "machine", "analysis"},
-    "cli": {"errors", "process", "cache", "config", "build", "machine", "run", "analysis", "__init__"},
+    "lab": {"errors", "process", "cache", "config", "build", "machine", "run", "analysis"},
+    "cli": {"errors", "process", "cache", "config", "build", "machine", "run", "analysis", "lab", "__init__"},
     "__init__": set(),
 }
 MAX_LINES = 400

@@ -1,7 +1,8 @@
 """labrunner's command line: parses arguments, calls the library, prints, and picks the exit status.
 
 Exit status: 0 pass, 1 kernel failure (a verdict), 2 usage or configuration error, 3 infrastructure
-error (QEMU crashed, no boot, no SSH). `boot -- CMD` exits with CMD's own status.
+error (QEMU crashed, no boot, no SSH). `boot -- CMD` exits with CMD's own status. The lab's own
+commands (nightly, results) are in cli/lab.py.
 """
 
 import argparse
@@ -17,13 +18,14 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-from . import __version__, config
-from .analysis import splats, symbols
-from .build import kbuild
-from .errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, Interrupted, LabError, UserError
-from .machine.guest import CommandTimeout
-from .machine.session import BootSpec, Session
-from .run import runner
+from .. import __version__, config
+from ..analysis import splats, symbols
+from ..build import kbuild
+from ..errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, Interrupted, LabError, UserError
+from ..machine.guest import CommandTimeout
+from ..machine.session import BootSpec, Session
+from ..run import runner
+from . import lab as lab_cli
 
 VERDICT_EXIT = {runner.PASS: EXIT_PASS, runner.FAIL: EXIT_FAIL, runner.ERROR: EXIT_INFRA}
 
@@ -314,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--kernel", help="only this kernel from lab.yaml")
     pr.add_argument("--image", help="image name from lab.yaml (default: defaults.image)")
     pr.set_defaults(func=cmd_prepare)
+    lab_cli.add_parsers(sub, call=lambda args: args.lab_func(args, _load(args), Progress()))
     return p
 
 
@@ -345,7 +348,3 @@ def main(argv: Optional[List[str]] = None) -> int:
     except BrokenPipeError:  # `labrunner splats ... | head`: the reader has seen enough
         sys.stdout = None  # nothing more to flush into the closed pipe at exit
         return 141
-
-
-if __name__ == "__main__":
-    sys.exit(main())

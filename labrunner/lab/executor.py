@@ -1,0 +1,130 @@
+"""Executors: where a nightly's runs happen. A Job is a `labrunner run` command line and nothing more,
+so a run is the same wherever it runs; an executor only decides where and how many at once.
+
+The local executor runs up to SLOTS jobs at once, each as its own `labrunner run` process group, and
+stops them all (each stops its QEMU and records "interrupted by SIGTERM") when it is shut down.
+Under TCG every vCPU is a host thread, so auto_slots() never gives more guests than the host's cores
+and free memory carry: an oversubscribed host turns slow guests into false hangs.
+"""
+
+import abc
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from .. import process
+from ..config import Machine
+
+log = logging.getLogger(__name__)
+
+GUEST_OVERHEAD_MIB = 256  # QEMU's own memory beside the guest's
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    lab: Path  # lab.yaml
+    test: str
+    kernel: str
+    results: Path  # the run's folder is made in here
+    duration: Optional[int]
+    stop_on_first_splat: bool
+    timeout: float  # every wait has a bound: the run's own bounds, and some
+
+    def argv(self, labrunner: Sequence[str]) -> List[str]:
+        argv = [*labrunner, "--lab", str(self.lab), "run", self.test, "--kernel", self.kernel,
+                "--results", str(self.results)]
+        if self.duration is not None:
+            argv += ["--duration", str(self.duration)]
+        if self.stop_on_first_splat:
+            argv.append("--stop-on-first-splat")
+        return argv
+
+
+class Executor(abc.ABC):
+    """Runs Jobs; each future's result is the run's run.json record (with "run_dir")."""
+
+    slots: int
+
+    @abc.abstractmethod
+    def submit(self, job: Job) -> "concurrent.futures.Future[Dict[str, Any]]":
+        ...
+
+    @abc.abstractmethod
+    def shutdown(self) -> None:
+        """Stop every run under way, and their guests with them."""
+
+
+def auto_slots(cores: int, mem_available_mib: int, machine: Machine) -> int:
+    """Guests the host carries at once: a core per vCPU (TCG runs each vCPU as a host thread), and the
+    guest's memory plus QEMU's own; at least one."""
+    by_cpu = cores // max(1, machine.cpus)
+    by_mem = mem_available_mib // (machine.memory_mib + GUEST_OVERHEAD_MIB)
+    return max(1, min(by_cpu, by_mem))
+
+
+def host_resources() -> Dict[str, int]:
+    mem = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                mem = int(line.split()[1]) // 1024
+    return {"cores": os.cpu_count() or 1, "mem_available_mib": mem}
+
+
+class LocalExecutor(Executor):
+    def __init__(self, slots: int, labrunner: Sequence[str] = (sys.executable, "-m", "labrunner.cli")):
+        self.slots = slots
+        self._labrunner = list(labrunner)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="slot")
+        self._procs: List[subprocess.Popen] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+
+    def submit(self, job: Job) -> "concurrent.futures.Future[Dict[str, Any]]":
+        return self._pool.submit(self._run, job)
+
+    def _run(self, job: Job) -> Dict[str, Any]:
+        if self._stopping.is_set():
+            raise RuntimeError("the executor is shutting down")
+        job.results.mkdir(parents=True, exist_ok=True)
+        proc = process.spawn(job.argv(self._labrunner), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with self._lock:
+            self._procs.append(proc)
+        try:
+            out, err = proc.communicate(timeout=job.timeout)
+        except subprocess.TimeoutExpired:
+            process.stop(proc)
+            out, err = "", f"labrunner run outlived its bound of {job.timeout:.0f} s; stopped"
+        finally:
+            with self._lock:
+                self._procs.remove(proc)
+        return read_record(out, err, proc.returncode)
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            procs = list(self._procs)
+        for proc in procs:
+            process.stop(proc, grace=60)  # a run stops its QEMU and records itself on SIGTERM
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def read_record(stdout: str, stderr: str, status: Optional[int]) -> Dict[str, Any]:
+    """The run.json of a finished `labrunner run` (it prints "results: DIR"); a record of the failure
+    when it made none (a bad kernel name, a crash before its folder existed)."""
+    run_dir = next((line[len("results: "):].strip() for line in reversed(stdout.splitlines())
+                    if line.startswith("results: ")), None)
+    if run_dir and (Path(run_dir) / "run.json").is_file():
+        record = json.loads((Path(run_dir) / "run.json").read_text())
+        record["run_dir"] = run_dir
+        return record
+    tail = " ".join(stderr.strip().splitlines()[-3:])[:500]
+    return {"id": None, "run_dir": None, "verdict": "error", "flags": ["infra"], "splats": [],
+            "reason": f"labrunner run {process.describe_exit(status) if status is not None else 'did not end'}: {tail}"}

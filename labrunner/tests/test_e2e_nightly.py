@@ -1,0 +1,103 @@
+"""End to end, real QEMU: two nightlies of one suite, the second with an injected-bug kernel in a clean
+kernel's place, reports exactly that regression; a nightly stopped halfway leaves no QEMU and resumes.
+
+The suite lives in a copy of the lab (lab.yaml, images/, tests/, kernels/) in a temporary folder, so
+that the test can change it; every cache key is by content, so kernels and images come from the cache.
+"""
+import json
+import re
+import shutil
+import signal
+import subprocess
+
+import pytest
+
+from .conftest import REPO
+from .test_e2e import LABRUNNER, is_qemu, qemu_children, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SUITE = """
+suites:
+  e2e:
+    - kernels: [{kernel}]
+      tests: [vm-churn-hotplug]
+      repeats: 2
+      duration: 30
+  smoke:
+    - kernels: [debian-6.12]
+      tests: [kvm-smoke]
+      repeats: 2
+      duration: 10
+"""
+
+
+def _lab(tmp_path, kernel):
+    lab = tmp_path / "lab"
+    if not lab.exists():
+        for folder in ("images", "tests", "kernels"):
+            shutil.copytree(REPO / folder, lab / folder)
+    text = (REPO / "lab.yaml").read_text()
+    text = re.sub(r"(?ms)^suites:\n.*?(?=^\S)", SUITE.format(kernel=kernel).lstrip("\n") + "\n", text)
+    (lab / "lab.yaml").write_text(text)
+    return lab / "lab.yaml"
+
+
+def nightly(lab, *args, timeout=1800):
+    return subprocess.run([*LABRUNNER[:-2], "--lab", str(lab), "nightly", *args, "--results",
+                           str(lab.parent / "results")], capture_output=True, text=True, timeout=timeout)
+
+
+def test_an_injected_bug_is_the_one_new_regression(tmp_path):
+    clean = nightly(_lab(tmp_path, "stable-debug"), "e2e")
+    assert clean.returncode in (0, 1), clean.stdout + clean.stderr
+    assert clean.returncode == 0 or "known" in clean.stdout, clean.stdout  # a first night has nothing before it
+    bad = nightly(_lab(tmp_path, "inject-sleep-in-atomic"), "e2e")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    folder = sorted((tmp_path / "lab" / "results").glob("nightly-*-e2e"))[-1]  # names start with the time
+    comparison = json.loads((folder / "comparison.json").read_text())
+    new = [c for c in comparison["cells"] if c["state"] == "new regression"]
+    assert [c["cell"] for c in new] == ["inject-sleep-in-atomic/vm-churn-hotplug"], comparison["cells"]
+    assert new[0]["after"] == "2:2"
+    titles = {s["title"] for s in comparison["splats"] if s["state"] == "new"}
+    assert "BUG: sleeping function called from invalid context in kvm_offline_cpu" in titles, titles
+    assert "new regression" in bad.stdout and "1 new regressions" in bad.stdout
+
+
+def test_a_stopped_nightly_leaves_no_qemu_and_resumes(tmp_path):
+    lab = _lab(tmp_path, "stable-debug")
+    results = lab.parent / "results"
+    proc = subprocess.Popen([*LABRUNNER[:-2], "--lab", str(lab), "nightly", "smoke", "--jobs", "1", "--results",
+                             str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        doc = lambda: json.loads(next(results.glob("nightly-*-smoke/nightly.json")).read_text())  # noqa: E731
+        wait_for(lambda: results.exists() and list(results.glob("nightly-*/nightly.json"))
+                 and any(c["attempts"] for c in doc()["cells"].values()), 600, "the first run to end")
+        guests = wait_for(lambda: [q for c in _children(proc.pid) for q in qemu_children(c)], 300, "the second guest")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=180)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM, out + err
+    for pid in guests:
+        wait_for(lambda: not is_qemu(pid), 15, f"QEMU {pid} to exit")
+    stopped = doc()
+    assert not stopped["complete"] and sum(bool(c["attempts"]) for c in stopped["cells"].values()) >= 1
+    resumed = nightly(lab, "--resume", stopped["id"])
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    final = doc()
+    assert final["complete"] and all(c["attempts"][-1]["verdict"] == "pass" for c in final["cells"].values())
+    # the index, deleted, comes back from the folders
+    listed = subprocess.run([*LABRUNNER[:-2], "--lab", str(lab), "results", "ls", "--results", str(results)],
+                            capture_output=True, text=True, timeout=60).stdout
+    (results / "lab.db").unlink()
+    subprocess.run([*LABRUNNER[:-2], "--lab", str(lab), "results", "import", "--results", str(results)], check=True,
+                   capture_output=True, timeout=60)
+    assert subprocess.run([*LABRUNNER[:-2], "--lab", str(lab), "results", "ls", "--results", str(results)],
+                          capture_output=True, text=True, timeout=60).stdout == listed
+
+
+def _children(pid: int):
+    """PID's child processes (the nightly's `labrunner run`s)."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
