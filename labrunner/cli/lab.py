@@ -31,7 +31,7 @@ def cmd_nightly(args, lab, progress) -> int:
         progress.close()
         executor.shutdown()
     print(format_comparison(result["comparison"]))
-    print(f"{result['summary']}; nightly: {result['folder']} ({slots} slots)")
+    print(f"{result['summary']}; nightly: {result['folder']} ({slots} slot{'s' if slots != 1 else ''})")
     return result["exit"]
 
 
@@ -43,7 +43,7 @@ def format_comparison(c: Dict[str, Any]) -> str:
              f"  {'state':16} {'cell':48} {'before':>7} {'after':>7}"]
     for cell in sorted(c["cells"], key=lambda x: (order.index(x["state"]), x["cell"])):
         lines.append(f"  {cell['state']:16} {cell['cell'][:48]:48} {cell['before'] or '-':>7} {cell['after']:>7}")
-    changed = [s for s in c["splats"] if s["state"] != "still"]
+    changed = [s for s in c["splats"] if s["state"] not in ("still", "expected")]
     if changed:
         lines.append("  reports:")
         lines += [f"    {s['state']:6} {s['before']:>3} -> {s['after']:<3} {s['title'][:90]}" for s in changed]

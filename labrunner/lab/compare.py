@@ -9,7 +9,8 @@ Per kernel x test, its repeats count as `fail:runs` on both sides (LKP's form), 
 - infra-only: no run reached a verdict (infrastructure errors);
 - canary ok / canary lost: a canary must fail with its expected report every time; if it does not,
   the lab has lost its power to detect, which is reported apart from kernel regressions.
-Per report signature: new / still / gone, with occurrence counts; known reports are never new.
+Per report signature: new / still / gone, with occurrence counts; known reports are never new, and a
+report only canaries gave, as they were meant to, is "expected".
 """
 
 import re
@@ -78,12 +79,15 @@ def cell_state(before: Optional[Dict[str, Any]], after: Dict[str, Any], history:
 
 
 def _signatures(nightly: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    """signature -> title, count, known, and whether only canaries expecting it reported it."""
     out: Dict[str, Dict[str, Any]] = {}
     for cell in nightly["cells"].values():
         for attempt in cell["attempts"]:
             for r in attempt.get("reports", []):
-                s = out.setdefault(r["signature"], {"title": r["title"], "count": 0, "known": bool(r.get("known"))})
+                s = out.setdefault(r["signature"], {"title": r["title"], "count": 0, "known": bool(r.get("known")),
+                                                    "expected": True})
                 s["count"] += r.get("occurrences", 1)
+                s["expected"] &= bool(cell.get("expect") and re.search(cell["expect"], r["title"]))
     return out
 
 
@@ -104,7 +108,8 @@ def compare(before: Optional[Dict[str, Any]], after: Dict[str, Any],
     splats = []
     for sig in sorted(set(s_before) | set(s_after)):
         a, b = s_before.get(sig), s_after.get(sig)
-        state = "gone" if b is None else ("still" if a else ("known" if b["known"] else "new"))
+        state = "gone" if b is None else ("expected" if b["expected"] else "still" if a else
+                                          "known" if b["known"] else "new")
         splats.append({"signature": sig, "title": (b or a)["title"], "state": state,
                        "before": a["count"] if a else 0, "after": b["count"] if b else 0})
     states = [c["state"] for c in cells]

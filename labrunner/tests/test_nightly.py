@@ -105,6 +105,7 @@ def test_canaries_and_reports():
     assert states == {"inject/t": compare.CANARY_LOST, "k/t": compare.NEW}
     assert {(s["title"], s["state"]) for s in c["splats"]} == {("WARNING in kvm_online_cpu", "gone"),
                                                                ("BUG: new thing in f", "new")}
+    assert [s["state"] for s in compare.compare(None, before)["splats"]] == ["expected"]  # the canary's own
     assert compare.exit_status(c)[0] == 1
     wrong_title = _night("c", {canary: [[_attempt("fail", ["BUG: other in g"])]]})
     assert compare.compare(None, wrong_title)["cells"][0]["state"] == compare.CANARY_LOST
