@@ -214,6 +214,23 @@ def test_a_nightly_retries_infrastructure_and_compares(write_lab, tmp_path, monk
     assert second["exit"] == 1 and second["comparison"]["before"] == first["id"]
     assert ("BUG: new in f", "new") in {(s["title"], s["state"]) for s in second["comparison"]["splats"]}
     assert {s for _, s in states} == {compare.NEW, compare.CANARY_LOST}
+    # notify: only when something is new, with the comparison on stdin
+    notified = tmp_path / "notified.json"
+    lab = dataclasses.replace(lab, notify=f"cat > {notified}")
+    script = {"k/smoke": [("pass", (), []), ("pass", (), [])], "inject/smoke": [("pass", (), [])]}
+    third = nightly.run_nightly(lab, None, FakeExecutor(tmp_path, script), results=tmp_path / "results")
+    assert third["exit"] == 1 and json.loads(notified.read_text())["canaries_lost"] == 1  # still lost
+    notified.unlink()
+    script = {"k/smoke": [("pass", (), []), ("pass", (), [])],
+              "inject/smoke": [("fail", ("WARNING in kvm_online_cpu",), ["splat"])]}
+    fourth = nightly.run_nightly(lab, None, FakeExecutor(tmp_path, script), results=tmp_path / "results")
+    assert fourth["exit"] == 0 and not notified.exists()
+    # prune keeps the newest nightlies, folders and index rows
+    subprocess.run([sys.executable, "-m", "labrunner.cli", "--lab", str(lab.path), "results", "prune", "--keep", "1",
+                    "--results", str(tmp_path / "results")], check=True, env={"PYTHONPATH": str(REPO)}, timeout=60)
+    s = store.Store(tmp_path / "results" / "lab.db")
+    assert [n["id"] for n in s.nightlies()] == [fourth["id"]]
+    assert [p.name for p in (tmp_path / "results").glob("nightly-*")] == [fourth["id"]]
 
 
 def test_cells_of_a_suite():
