@@ -107,10 +107,16 @@ class Keys:
 
 def ensure_keys(state_dir: Path) -> Keys:
     """The lab's key pairs, made on first use: an ed25519 client key and a dropbear ed25519 host key."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Runs of a nightly start side by side on a fresh lab: one makes the keys, the others wait for them.
+    with cache_mod.locked(state_dir / "keys", timeout=120, what="the lab's SSH keys"):
+        return _make_keys(state_dir)
+
+
+def _make_keys(state_dir: Path) -> Keys:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     client = state_dir / "id_ed25519"
     if not client.exists():
         key = Ed25519PrivateKey.generate()

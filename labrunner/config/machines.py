@@ -29,6 +29,7 @@ class Machine:
     lpj: int
     tcg_plug_budget: int
     cmdline: str
+    tcg_threads: str = "multi"  # "single": all vCPUs on one host thread (-accel tcg,thread=single)
 
 
 def qemu(ctx: Ctx) -> QemuConfig:
@@ -53,6 +54,7 @@ def machine(ctx: Ctx, name: str) -> Machine:
         "lpj": (integer(1), 5000000),
         "tcg_plug_budget": (integer(0), 64),
         "cmdline": (string, ""),
+        "tcg_threads": (choice("multi", "single"), "multi"),
     })
     f["max_cpus"] = f["max_cpus"] or f["cpus"]
     if f["max_cpus"] < f["cpus"]:

@@ -62,9 +62,10 @@ class Executor(abc.ABC):
 
 
 def auto_slots(cores: int, mem_available_mib: int, machine: Machine) -> int:
-    """Guests the host carries at once: a core per vCPU (TCG runs each vCPU as a host thread), and the
-    guest's memory plus QEMU's own; at least one."""
-    by_cpu = cores // max(1, machine.cpus)
+    """Guests the host carries at once: a core per vCPU thread (multi-threaded TCG runs each vCPU as a
+    host thread; single-threaded TCG runs them all on one), and the guest's memory plus QEMU's own;
+    at least one."""
+    by_cpu = cores // (1 if machine.tcg_threads == "single" else max(1, machine.cpus))
     by_mem = mem_available_mib // (machine.memory_mib + GUEST_OVERHEAD_MIB)
     return max(1, min(by_cpu, by_mem))
 

@@ -62,6 +62,11 @@ def smp(machine: Machine, accel: Accel) -> str:
     return f"cpus={machine.cpus},maxcpus={n},sockets={n},cores=1,threads=1"
 
 
+def accel_arg(machine: Machine, accel: Accel) -> str:
+    """TCG runs one host thread per vCPU by default; thread=single puts a guest's vCPUs on one."""
+    return "tcg,thread=single" if accel.name == "tcg" and machine.tcg_threads == "single" else accel.name
+
+
 def cpu_driver(machine: Machine, accel: Accel) -> str:
     return f"{machine.cpu_model[accel.name]}-x86_64-cpu"
 
@@ -87,7 +92,7 @@ def machine_argv(*, qemu: QemuConfig, machine: Machine, accel: Accel, kernel: Pa
     argv = [
         qemu.binary, "-name", name,
         "-machine", machine.machine_type,
-        "-accel", accel.name,
+        "-accel", accel_arg(machine, accel),
         "-cpu", machine.cpu_model[accel.name],
         "-smp", smp(machine, accel),
         "-m", f"{machine.memory_mib}M",

@@ -55,6 +55,8 @@ def test_auto_slots_never_oversubscribe():
     assert executor.auto_slots(16, 20000, MACHINE) == 8                    # 16 cores
     assert executor.auto_slots(16, 3000, MACHINE) == 2                     # memory: (1024 + 256) MiB each
     assert executor.auto_slots(1, 100, MACHINE) == 1                       # never none
+    single = dataclasses.replace(MACHINE, tcg_threads="single")
+    assert executor.auto_slots(2, 20000, single) == 2                      # one host thread a guest
 
 
 def _attempt(verdict, titles=(), flags=(), known=False):

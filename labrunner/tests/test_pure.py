@@ -1,6 +1,7 @@
 """The pure helpers: cpio writer, ldd and apt parsing, module order, bzImage header, console lines."""
 import io
 import struct
+import time
 from pathlib import Path
 
 from labrunner.build import debian, image, kernel
@@ -108,3 +109,32 @@ def test_console_prefix_round_trip():
     line = log_prefix(12.3456) + "[   1.000] WARNING: x"
     assert line.startswith("[+   12.346] ")
     assert strip_prefix(line) == "[   1.000] WARNING: x"
+
+
+KEYS = """
+import sys, time
+from pathlib import Path
+from labrunner.build import image
+import cryptography.hazmat.primitives.asymmetric.ed25519  # imported before the start, like the rest
+go = Path(sys.argv[2])
+while not go.exists():  # all start at once, as a nightly's first runs do
+    time.sleep(0.001)
+keys = image.ensure_keys(Path(sys.argv[1]))
+print(keys.client_pub, keys.host_pub)
+"""
+
+
+def test_keys_made_by_several_runs_at_once_are_one_pair(tmp_path):
+    """A nightly's first runs on a fresh lab all want the keys: one makes them, the others use them."""
+    import subprocess
+    import sys
+    from .conftest import REPO
+    go = tmp_path / "go"
+    procs = [subprocess.Popen([sys.executable, "-c", KEYS, str(tmp_path / "state"), str(go)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+             for _ in range(6)]
+    time.sleep(3)  # every one imported and waiting
+    go.touch()
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    assert len({out for out, _ in outs}) == 1

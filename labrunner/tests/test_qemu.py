@@ -60,3 +60,11 @@ def test_probe_boots_the_kernel_under_kvm_without_root():
 
 def test_kvm_device_state(tmp_path):
     assert qemu.kvm_device_state(str(tmp_path / "kvm")).startswith("no ")
+
+
+def test_single_threaded_tcg_is_an_accel_option():
+    import dataclasses
+    tcg = qemu.Accel("tcg", "test")
+    assert qemu.accel_arg(MACHINE, tcg) == "tcg"
+    assert qemu.accel_arg(dataclasses.replace(MACHINE, tcg_threads="single"), tcg) == "tcg,thread=single"
+    assert qemu.accel_arg(dataclasses.replace(MACHINE, tcg_threads="single"), qemu.Accel("kvm", "x")) == "kvm"
