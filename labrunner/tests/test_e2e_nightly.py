@@ -29,6 +29,11 @@ suites:
       tests: [kvm-smoke]
       repeats: 2
       duration: 10
+  blind:
+    - kernels: [debian-6.12]
+      tests: [kvm-smoke]
+      duration: 10
+      expect: "^possible deadlock in "
 """
 
 
@@ -101,3 +106,11 @@ def _children(pid: int):
     """PID's child processes (the nightly's `labrunner run`s)."""
     out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def test_a_canary_that_stops_failing_is_lost(tmp_path):
+    """A kernel expected to fail that passes: the lab can no longer see what it is for."""
+    p = nightly(_lab(tmp_path, "stable-debug"), "blind")
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert re.search(r"canary lost\s+debian-6.12/kvm-smoke\s+-\s+0:1", p.stdout), p.stdout
+    assert "1 canaries lost" in p.stdout
