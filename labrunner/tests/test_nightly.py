@@ -249,3 +249,19 @@ def test_an_interrupted_attempt_is_run_again_on_resume():
     assert not nightly.needs_run(cell, retries=0)
     assert nightly.needs_run({"attempts": [_attempt("error", flags=["infra"])]}, retries=1)
     assert not nightly.needs_run({"attempts": [_attempt("error", flags=["infra"])] * 2}, retries=1)
+
+
+def test_a_kernel_that_does_not_build_fails_its_cells_and_the_rest_runs(write_lab, tmp_path, monkeypatch):
+    from labrunner.errors import BuildError
+
+    def resolve(kernel, *args, **kwargs):
+        if kernel.name == "inject":
+            raise BuildError("kernel build failed; first errors:\nvirt/kvm/kvm_main.c:12:1: error: expected ';'")
+    monkeypatch.setattr(nightly.kernel_mod, "resolve", resolve)
+    lab = config.load(write_lab(SUITES))
+    ex = FakeExecutor(tmp_path, {"k/smoke": [("pass", (), []), ("pass", (), [])]})
+    result = nightly.run_nightly(lab, None, ex, results=tmp_path / "results")
+    assert [j.kernel for j in ex.jobs] == ["k", "k"]  # no guest for the broken kernel
+    (broken,) = result["cells"]["inject/smoke#1"]["attempts"]
+    assert broken["verdict"] == "fail" and "kvm_main.c:12:1: error" in broken["reason"]
+    assert {c["cell"]: c["state"] for c in result["comparison"]["cells"]}["inject/smoke"] == compare.CANARY_LOST
