@@ -115,16 +115,23 @@ def test_run_records_a_passing_test(tmp_path):
     assert any(m["dir"] == "send" and m["msg"].get("execute") == "qmp_capabilities" for m in sent)
 
 
-def test_run_whose_qemu_is_killed_is_an_infrastructure_error(tmp_path):
+def interrupt_a_run(tmp_path, interrupt):
+    """Start a long kvm-smoke run, and once its workload runs, INTERRUPT(labrunner process, QEMU pid);
+    (process, its stdout, its stderr, the QEMU pid) when it has ended."""
     proc = subprocess.Popen(LABRUNNER + ["run", "kvm-smoke", "--duration", "300", "--results", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: list(tmp_path.glob("*/workload.log")), 300, "the workload to start")
         (qemu_pid,) = qemu_children(proc.pid)
-        os.kill(qemu_pid, signal.SIGKILL)
+        interrupt(proc, qemu_pid)
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
+    return proc, out, err, qemu_pid
+
+
+def test_run_whose_qemu_is_killed_is_an_infrastructure_error(tmp_path):
+    proc, out, err, _ = interrupt_a_run(tmp_path, lambda p, qemu: os.kill(qemu, signal.SIGKILL))
     assert proc.returncode == 3, out + err
     record = json.loads(next(tmp_path.glob("*/run.json")).read_text())
     assert record["verdict"] == "error"
@@ -133,15 +140,7 @@ def test_run_whose_qemu_is_killed_is_an_infrastructure_error(tmp_path):
 
 
 def test_a_run_ended_by_a_signal_says_which(tmp_path):
-    proc = subprocess.Popen(LABRUNNER + ["run", "kvm-smoke", "--duration", "300", "--results", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(lambda: list(tmp_path.glob("*/workload.log")), 300, "the workload to start")
-        (qemu_pid,) = qemu_children(proc.pid)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        proc.kill()
+    proc, out, err, qemu_pid = interrupt_a_run(tmp_path, lambda p, qemu: p.send_signal(signal.SIGTERM))
     assert proc.returncode == 128 + signal.SIGTERM and "interrupted by SIGTERM" in err, out + err
     record = json.loads(next(tmp_path.glob("*/run.json")).read_text())
     assert (record["verdict"], record["reason"], record["flags"]) == ("error", "interrupted by SIGTERM", ["interrupted"])
