@@ -115,9 +115,8 @@ def _diff(results: Path, store: Store, a: Optional[str], b: Optional[str]) -> in
         if not newest:
             raise UserError("no complete nightly to compare (labrunner nightly)")
         after = _nightly_doc(results, newest[0]["id"])
-    earlier = [n for n in store.nightlies(after["suite"]) if n["complete"] and n["started_at"] < after["started_at"]]
-    before = _nightly_doc(results, a) if a else (_nightly_doc(results, earlier[0]["id"]) if earlier else None)
-    history = [_nightly_doc(results, n["id"]) for n in reversed(earlier[:compare_mod.HISTORY])]
+    history = nightly_mod.earlier(after, store)
+    before = _nightly_doc(results, a) if a else (history[-1] if history else None)
     comparison = compare_mod.compare(before, after, history)
     print(format_comparison(comparison))
     status, why = compare_mod.exit_status(comparison)

@@ -10,7 +10,6 @@ report, runs again (lab.yaml's retries); a kernel report is never retried away.
 """
 
 import concurrent.futures
-import datetime
 import hashlib
 import json
 import logging
@@ -23,18 +22,13 @@ from .. import process
 from ..build import kernel as kernel_mod
 from ..config import Lab
 from ..errors import BuildError, LabError, UserError
-from ..run.record import write_json_atomic
+from ..run.record import fresh_dir, now, utc_stamp, write_json_atomic
 from . import compare as compare_mod
 from .executor import Executor, Job
 from .matrix import Cell, cells
 from .store import Store
 
 log = logging.getLogger(__name__)
-
-
-def _now() -> str:
-    """Microseconds: nightlies are ordered by their start, and two may start within a second."""
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
 def lab_hash(lab: Lab) -> str:
@@ -77,19 +71,6 @@ def job_of(lab: Lab, cell: Cell, runs: Path) -> Job:
                timeout=t.boot + t.ssh + duration + t.workload_grace + t.hang + 600)
 
 
-def _new_folder(results: Path, suite: str) -> Path:
-    results.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    for n in range(1, 100):
-        path = results / (f"nightly-{stamp}-{suite}" + ("" if n == 1 else f"-{n}"))
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise LabError(f"cannot make a fresh nightly folder under {results}")
-
-
 def _start(lab: Lab, suite_name: Optional[str], results: Path, resume: Optional[str]) -> Path:
     if resume is not None:
         folder = results / resume
@@ -99,8 +80,9 @@ def _start(lab: Lab, suite_name: Optional[str], results: Path, resume: Optional[
     name = suite_name or lab.defaults.suite
     if name not in lab.suites:
         raise UserError(f"no suite '{name}' in {lab.path}; known: {', '.join(sorted(lab.suites)) or 'none'}")
-    folder = _new_folder(results, name)
-    doc = {"id": folder.name, "suite": name, "lab_hash": lab_hash(lab), "started_at": _now(), "finished_at": None,
+    folder = fresh_dir(results, f"nightly-{utc_stamp()}-{name}")
+    # Microseconds: nightlies are ordered by their start, and two may start within one second.
+    doc = {"id": folder.name, "suite": name, "lab_hash": lab_hash(lab), "started_at": now("microseconds"), "finished_at": None,
            "complete": False, "cells": {c.key: {"kernel": c.kernel, "test": c.test, "repeat": c.repeat,
                                                "duration": c.duration, "expect": c.expect, "attempts": []}
                                         for c in cells(lab.suites[name])}}
@@ -147,7 +129,7 @@ def run_nightly(lab: Lab, suite_name: Optional[str], executor: Executor, *, resu
         save()
         store.add_nightly(doc, folder)
         raise
-    doc.update(complete=True, finished_at=_now())
+    doc.update(complete=True, finished_at=now("microseconds"))
     save()
     store.add_nightly(doc, folder)
     comparison = _compare(doc, store, folder)
@@ -180,11 +162,16 @@ def _progress_line(doc: Dict[str, Any], done: int, total: int, elapsed: float) -
     return f"nightly {doc['suite']}: {done}/{total} runs, {fails} fail, {errors} error, {elapsed / 60:.0f} min{eta}"
 
 
+def earlier(doc: Dict[str, Any], store: Store) -> List[Dict[str, Any]]:
+    """The complete nightlies of DOC's suite that started before it, oldest first, the last HISTORY."""
+    rows = [r for r in store.nightlies(doc["suite"]) if r["complete"] and r["started_at"] < doc["started_at"]]
+    paths = [Path(r["path"]) / "nightly.json" for r in rows[:compare_mod.HISTORY]]  # newest first
+    return [json.loads(p.read_text()) for p in reversed(paths) if p.is_file()]
+
+
 def _compare(doc: Dict[str, Any], store: Store, folder: Path) -> Dict[str, Any]:
     """Against the newest earlier complete nightly of the suite; written to comparison.json."""
-    earlier = [Path(r["path"]) / "nightly.json" for r in store.nightlies(doc["suite"])
-               if r["complete"] and r["started_at"] < doc["started_at"]]
-    history = [json.loads(p.read_text()) for p in reversed(earlier[:compare_mod.HISTORY]) if p.is_file()]
+    history = earlier(doc, store)
     comparison = compare_mod.compare(history[-1] if history else None, doc, history)
     write_json_atomic(folder / "comparison.json", comparison)
     return comparison

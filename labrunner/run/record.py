@@ -16,23 +16,31 @@ from ..errors import LabError
 from .verdict import ERROR
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+def now(timespec: str = "seconds") -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec=timespec)
 
 
-def new_run_dir(results: Path, test: str, kernel: str) -> Path:
-    """results/<UTC time>-<test>-<kernel>[-N]; mkdir without exist_ok, so no run overwrites another."""
-    results.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    base = re.sub(r"[^A-Za-z0-9._-]", "_", f"{stamp}-{test}-{kernel}")
+def fresh_dir(parent: Path, name: str) -> Path:
+    """PARENT/NAME[-N], made without exist_ok, so nothing ever writes into another's folder."""
+    parent.mkdir(parents=True, exist_ok=True)
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", name)
     for n in range(1, 1000):
-        path = results / (base if n == 1 else f"{base}-{n}")
+        path = parent / (base if n == 1 else f"{base}-{n}")
         try:
             path.mkdir()
             return path
         except FileExistsError:
             continue
-    raise LabError(f"cannot make a fresh run directory under {results}")
+    raise LabError(f"cannot make a fresh folder {base} under {parent}")
+
+
+def utc_stamp() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
+def new_run_dir(results: Path, test: str, kernel: str) -> Path:
+    """results/<UTC time>-<test>-<kernel>[-N]."""
+    return fresh_dir(results, f"{utc_stamp()}-{test}-{kernel}")
 
 
 def write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
@@ -46,7 +54,7 @@ class Record:
         self.path = path
         self.data: Dict[str, Any] = {
             "id": path.parent.name, "test": None, "kernel": {}, "qemu": {}, "machine": None,
-            "started_at": _now(), "finished_at": None, "duration_s": None,
+            "started_at": now(), "finished_at": None, "duration_s": None,
             "phases": {"boot_s": None, "workload_s": None},
             "verdict": ERROR, "reason": "incomplete: labrunner stopped before the run ended",
             "splats": [], "artifacts": [],
@@ -60,7 +68,7 @@ class Record:
         self.save()
 
     def finish(self, verdict: str, reason: str, flags: Tuple[str, ...] = ()) -> None:
-        self.data.update(verdict=verdict, reason=reason, flags=list(flags), finished_at=_now(),
+        self.data.update(verdict=verdict, reason=reason, flags=list(flags), finished_at=now(),
                          duration_s=round(time.monotonic() - self._t0, 3),
                          artifacts=sorted(p.name for p in self.path.parent.iterdir()
                                           if p.is_file() and not p.name.startswith(".") and p.name != "run.json"))
