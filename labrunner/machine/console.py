@@ -61,6 +61,22 @@ class LineSplitter:
         return [rest.rstrip(b"\r").decode("utf-8", "replace")] if rest else []
 
 
+def connect_unix(path: Path, timeout: float, what: str) -> socket.socket:
+    """A connection to the unix socket PATH, retried until it answers (QEMU makes it a moment after it
+    starts), within TIMEOUT seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(str(path))
+            return s
+        except OSError as e:
+            s.close()
+            if time.monotonic() > deadline:
+                raise InfraError(f"cannot connect to {what} {path}: {e}") from None
+            time.sleep(0.02)
+
+
 class Console:
     """Reads the console socket in a thread; see the module docstring."""
 
@@ -84,17 +100,7 @@ class Console:
 
     @staticmethod
     def _connect(path: Path, timeout: float) -> socket.socket:
-        deadline = time.monotonic() + timeout
-        while True:
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                s.connect(str(path))
-                return s
-            except OSError as e:
-                s.close()
-                if time.monotonic() > deadline:
-                    raise InfraError(f"cannot connect to the console socket {path}: {e}") from None
-                time.sleep(0.02)
+        return connect_unix(path, timeout, "the console socket")
 
     def add_listener(self, fn: Callable[[str], None]) -> None:
         """FN(line) is called in the reader thread for every complete line, in order."""

@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 from ..build.image import CpioWriter
-from ..errors import InfraError
-from .console import Console
+from .console import Console, connect_unix
 
 STATUS = re.compile(r"labrunner-init: oneshot exit (\d+)")
 Sink = Callable[[bytes], None]
@@ -70,17 +69,7 @@ class Channel:
     def connect(self, sockets: Sequence[Path], sinks: Sequence[Sink], timeout: float = 30.0) -> None:
         """Connect to the port sockets in order (QEMU waits on each in turn) and start reading."""
         for path, sink in zip(sockets, sinks):
-            deadline = time.monotonic() + timeout
-            while True:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    s.connect(str(path))
-                    break
-                except OSError as e:
-                    s.close()
-                    if time.monotonic() > deadline:
-                        raise InfraError(f"cannot connect to the command channel {path}: {e}") from None
-                    time.sleep(0.01)
+            s = connect_unix(path, timeout, "the command channel")
             self._socks.append(s)
             reader = threading.Thread(target=self._read, args=(s, sink), name=f"oneshot-{path.stem}", daemon=True)
             reader.start()
