@@ -16,6 +16,7 @@ from .images import Image
 from .kernels import Kernel
 from .machines import DEFAULT_QEMU, Machine, QemuConfig
 from .schema import REQUIRED, Ctx, integer, load_yaml, mapping, named, string
+from .reports import Reports, reports
 from .suites import KnownIssue, Suite
 from .tests import Test
 
@@ -44,6 +45,7 @@ class Lab:
     slots: Optional[int] = None  # guests at once; None: derived from the host (lab.executor)
     retries: int = 1  # more runs of a cell that ended in an infrastructure error or a hang without report
     notify: Optional[str] = None  # a command given a nightly's comparison, when something is new
+    reports: Reports = Reports()
 
     @property
     def tests_dir(self) -> Path:
@@ -94,6 +96,7 @@ def load(path) -> Lab:
         "executor": (suites_mod.executor, None),
         "retries": (integer(0), 1),
         "notify": (string, None),
+        "reports": (reports, Reports()),
         "defaults": (lambda c: c, REQUIRED),
     })
     qemu = f["qemu"] or DEFAULT_QEMU
@@ -121,7 +124,7 @@ def load(path) -> Lab:
                     f"(max_cpus {machine.max_cpus} - cpus {machine.cpus})", "slots")
     return Lab(path=path, root=root, qemu=qemu, defaults=Defaults(**d), suites=f["suites"],
                known_issues=f["known_issues"], slots=f["executor"], retries=f["retries"], notify=f["notify"],
-               **sections)
+               reports=f["reports"], **sections)
 
 
 def _check_names(top: Ctx, suites: Dict[str, Suite], known: Tuple[KnownIssue, ...], sections) -> None:

@@ -31,6 +31,7 @@ class KnownIssue:
     when given, limit where."""
     title: str
     note: str
+    link: Optional[str]  # the bug tracker's or mailing list's page for it
     kernels: Tuple[str, ...]
     tests: Tuple[str, ...]
 
@@ -73,6 +74,7 @@ def known_issues(ctx: Ctx) -> Tuple[KnownIssue, ...]:
         f = mapping(ctx.item(i), {
             "title": (_regex, REQUIRED),
             "note": (string, ""),
+            "link": (string, None),
             "kernels": (str_list, ()),
             "tests": (str_list, ()),
         })
