@@ -42,6 +42,9 @@ KEEP_WARM = 3  # warm build directories kept in the cache (3-5 GB each); the lea
 class Built:
     key: str
     dir: Path
+    # What was built, known after a build (not from the cache's folder name alone, so not compared):
+    commit: Optional[str] = dataclasses.field(default=None, compare=False)  # the base the patches went on
+    patchset_hash: str = dataclasses.field(default="", compare=False)  # KCIDB's, "" without patches
 
     @property
     def bzimage(self) -> Path:
@@ -212,6 +215,14 @@ def build_key(tree_hash: str, patches: Sequence[Path], recipe: SourceRecipe) -> 
     return h.hexdigest()[:16]
 
 
+def patchset_hash(patches: Sequence[Path]) -> str:
+    """KCIDB's patchset hash: sha256 over each patch's sha256 in hex, newline-terminated, in order."""
+    if not patches:
+        return ""
+    return hashlib.sha256("".join(hashlib.sha256(p.read_bytes()).hexdigest() + "\n"
+                                  for p in patches).encode()).hexdigest()
+
+
 def cached(kernel: Kernel, cache: Path) -> Optional[Built]:
     """The newest built artifacts of KERNEL in the cache, without building (for `kernel list`)."""
     dirs = sorted((cache / "kernels" / "built").glob(f"{kernel.name}-*/bzImage"), key=lambda p: p.stat().st_mtime)
@@ -241,7 +252,7 @@ def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda 
     if not dest.exists():
         cache_mod.get_or_build(cache, dest, make_artifacts)
         prune_warm(work.parent, KEEP_WARM)
-    return Built(key, dest)
+    return Built(key, dest, commit, patchset_hash(patches))
 
 
 def _build_in(work: Path, repo: Path, commit: str, patches: Sequence[Path], recipe: SourceRecipe,

@@ -24,6 +24,8 @@ class KernelArtifacts:
     source: str
     modules: Optional[Path] = None  # lib/modules/<release>, for modular kernels
     vmlinux: Optional[Path] = None  # with line tables, for symbolising splat frames
+    commit: Optional[str] = None  # a source recipe's base commit
+    patchset_hash: str = ""  # over its patches (KCIDB's definition)
 
 
 def bzimage_release(data: bytes) -> Optional[str]:
@@ -65,5 +67,6 @@ def resolve(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambd
     built = kbuild.build(kernel, cache, progress)
     vmlinux = built.dir / "vmlinux"
     return KernelArtifacts(name=kernel.name, image=built.bzimage, release=read_release(built.bzimage),
-                           source=f"source:{built.key}", vmlinux=vmlinux if vmlinux.is_file() else None)
+                           source=f"source:{built.key}", vmlinux=vmlinux if vmlinux.is_file() else None,
+                           commit=built.commit, patchset_hash=built.patchset_hash)
 

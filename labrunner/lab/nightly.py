@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import re
+import socket
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -82,7 +83,8 @@ def _start(lab: Lab, suite_name: Optional[str], results: Path, resume: Optional[
         raise UserError(f"no suite '{name}' in {lab.path}; known: {', '.join(sorted(lab.suites)) or 'none'}")
     folder = fresh_dir(results, f"nightly-{utc_stamp()}-{name}")
     # Microseconds: nightlies are ordered by their start, and two may start within one second.
-    doc = {"id": folder.name, "suite": name, "lab_hash": lab_hash(lab), "started_at": now("microseconds"), "finished_at": None,
+    doc = {"id": folder.name, "suite": name, "lab_hash": lab_hash(lab), "host": socket.gethostname(),
+           "started_at": now("microseconds"), "finished_at": None,
            "complete": False, "cells": {c.key: {"kernel": c.kernel, "test": c.test, "repeat": c.repeat,
                                                "duration": c.duration, "expect": c.expect, "attempts": []}
                                         for c in cells(lab.suites[name])}}

@@ -20,14 +20,16 @@ class Progress:
         self.counters: Dict[str, int] = {}
         self.last_advance: Optional[float] = None
 
-    def feed(self, line: str, now: float) -> None:
+    def feed(self, line: str, now: float) -> Optional[Dict[str, int]]:
+        """The counters of a progress line, else None."""
         m = _LINE.match(line.strip())
         if not m:
-            return
+            return None
         counters = {k: int(v) for k, v in _PAIR.findall(m.group(1))}
         if self.last_advance is None or any(v > self.counters.get(k, v - 1) for k, v in counters.items()):
             self.last_advance = now
         self.counters = counters
+        return counters
 
     def stalled_for(self, now: float) -> Optional[float]:
         """Seconds since a counter last went up; None before the first progress line."""

@@ -1,7 +1,9 @@
 """One run: a test on a kernel, from boot to verdict, recorded in a results folder of its own.
 
-The run holds console.log, qmp.jsonl, qemu.stderr, workload.log, dmesg.txt, labrunner.log and run.json
-(record.py). The runner only observes: what it saw goes into a verdict.Observed, and verdict.judge()
+The run holds console.log, qmp.jsonl, qemu.stderr, workload.log, progress.jsonl (the workload's
+progress lines with their time), dmesg.txt, labrunner.log and run.json (record.py). Times in qmp.jsonl
+and progress.jsonl are the host's clock; console.log's are seconds since run.json's console_started_at.
+The runner only observes: what it saw goes into a verdict.Observed, and verdict.judge()
 decides, whichever way the run ended.
 """
 
@@ -32,7 +34,8 @@ __all__ = ["ERROR", "FAIL", "PASS", "run_test"]
 def _session_fields(s: Session) -> Dict[str, Any]:
     fields: Dict[str, Any] = {"machine": s.machine.name}
     if s.kernel is not None:
-        fields["kernel"] = {"name": s.kernel.name, "release": None, "source": s.kernel.source}
+        fields["kernel"] = {"name": s.kernel.name, "release": None, "source": s.kernel.source,
+                            "commit": s.kernel.commit, "patchset_hash": s.kernel.patchset_hash}
     if s.accel is not None:
         fields["qemu"] = {"version": s.qemu_version, "accel": s.accel.name, "accel_reason": s.accel.reason,
                           "argv": s.qemu.argv if s.qemu else None}
@@ -72,8 +75,9 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
             record.update(**_session_fields(session))
             session.on_console = collector.feed  # from the very first line, boot included
             session.start()
-            record.update(**_session_fields(session), phases={"boot_s": round(session.boot_s, 3), "workload_s": None,
-                                                              "boot": session.phases.durations()})
+            record.update(**_session_fields(session), console_started_at=session.console.t0,
+                          phases={"boot_s": round(session.boot_s, 3), "workload_s": None,
+                                  "boot": session.phases.durations()})
             _, release = session.ssh.output("uname -r", timeout=60)
             record.data["kernel"]["release"] = release.strip()
             seen.update(_workload(session, test, duration, outdir, record, progress, collector))
@@ -155,7 +159,7 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
     stdout: List[bytes] = []
     lines, counters = LineSplitter(), Progress()
     seen: Dict[str, Any] = {}
-    with open(outdir / "workload.log", "wb") as out:
+    with open(outdir / "workload.log", "wb") as out, open(outdir / "progress.jsonl", "w") as samples:
         def sink(keep: bool):
             def write(data: bytes) -> None:
                 last_output[0] = time.monotonic()
@@ -164,7 +168,9 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
                 if keep:
                     stdout.append(data)
                     for line in lines.feed(data):
-                        counters.feed(line, last_output[0])
+                        if (sample := counters.feed(line, last_output[0])) is not None:
+                            samples.write(json.dumps({"t": round(time.time(), 3), **sample}) + "\n")
+                            samples.flush()
             return write
 
         def watch() -> None:
