@@ -17,7 +17,8 @@ backports="$codename-backports"
 qemu_min=10
 
 packages=(busybox-static dropbear-bin gcc libc6-dev python3-venv kmod
-          make flex bison bc libelf-dev libssl-dev xz-utils git ccache)  # the last line: kernel builds
+          make flex bison bc libelf-dev libssl-dev xz-utils git ccache  # this line: kernel builds
+          chromium)  # the report tests look at the pages in a real browser
 
 # A backports line that is in force: commented-out lines do not count.
 has_backports() {

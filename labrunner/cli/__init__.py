@@ -24,6 +24,7 @@ from ..build import kbuild
 from ..errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, Interrupted, LabError, UserError
 from ..machine.guest import CommandTimeout
 from ..machine.session import BootSpec, Session
+from ..report import files as report_files
 from ..run import runner
 from . import lab as lab_cli
 
@@ -167,7 +168,8 @@ def cmd_run(args) -> int:
           f"({result['kernel'].get('release') or 'release unknown'}): {result['reason']}")
     if result.get("flags"):
         print(f"flags: {', '.join(result['flags'])}")
-    print(f"results: {run_dir}")
+    print(f"results: {run_dir}")  # the line an executor reads: before anything that could fail
+    print(f"report: {report_files.write_run(run_dir, lab)}")
     return VERDICT_EXIT[result["verdict"]]
 
 

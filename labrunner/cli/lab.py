@@ -1,4 +1,5 @@
-"""The command line of the lab part: `labrunner nightly` and `labrunner results ls|show|diff|import|prune`.
+"""The command line of the lab part: `labrunner nightly` and `labrunner results ls|show|diff|import|prune|
+report|kcidb`.
 
 Exit status of nightly and results diff: 0 nothing new, 1 a new regression or a lost canary, 2 usage or
 configuration error, 3 some cells reached no verdict (infrastructure only).
@@ -6,6 +7,7 @@ configuration error, 3 some cells reached no verdict (infrastructure only).
 
 import json
 import shutil
+import webbrowser
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -14,6 +16,9 @@ from ..lab import compare as compare_mod
 from ..lab import executor as executor_mod
 from ..lab import nightly as nightly_mod
 from ..lab.store import Store, import_folder
+from ..report import files as report_files
+from ..report import folders as report_folders
+from ..report import kcidb
 
 
 def _results(lab, args) -> Path:
@@ -32,6 +37,8 @@ def cmd_nightly(args, lab, progress) -> int:
         executor.shutdown()
     print(format_comparison(result["comparison"]))
     print(f"{result['summary']}; nightly: {result['folder']} ({slots} slot{'s' if slots != 1 else ''})")
+    page, *others = report_files.write_nightly(Path(result["folder"]), lab)
+    print(f"report: {page} (also {', '.join(p.name for p in others)})")
     return result["exit"]
 
 
@@ -73,6 +80,21 @@ def cmd_results(args, lab, progress) -> int:
             return 0
         if args.action == "show":
             return _show(results, args.target)
+        if args.action in ("report", "kcidb"):
+            if args.target is None:
+                raise UserError(f"results {args.action} needs a nightly or run id (labrunner results ls)")
+            folder = report_files.locate(results, args.target)
+            if args.action == "kcidb":
+                if not (folder / "nightly.json").is_file():
+                    raise UserError(f"{args.target} is a run; KCIDB documents are made of nightlies")
+                print(json.dumps(kcidb.document(report_folders.load_nightly(folder, lab), lab.reports,
+                                                lab.known_issues), indent=2))
+                return 0
+            paths = report_files.write(folder, lab)
+            print("\n".join(str(p) for p in paths))
+            if args.open:
+                webbrowser.open(paths[0].resolve().as_uri())
+            return 0
         if args.action == "diff":
             return _diff(results, store, args.target, args.other)
         if args.action == "prune":
@@ -89,19 +111,17 @@ def cmd_results(args, lab, progress) -> int:
 def _show(results: Path, ident: Optional[str]) -> int:
     if ident is None:
         raise UserError("results show needs a nightly or run id (labrunner results ls)")
-    runs = sorted(results.glob(f"**/{ident}/run.json"))
-    if (results / ident / "nightly.json").is_file():
+    folder = report_files.locate(results, ident)
+    if (folder / "nightly.json").is_file():
         doc = _nightly_doc(results, ident)
         print(f"{doc['id']}: suite {doc['suite']}, lab.yaml {doc['lab_hash']}, {doc['started_at']} .. "
               f"{doc['finished_at'] or 'incomplete'}")
         for key, cell in doc["cells"].items():
             for i, a in enumerate(cell["attempts"], start=1):
                 print(f"  {key:48} #{i} {a['verdict']:5} {a['reason'][:100]}")
-    elif runs:
-        record = json.loads(runs[0].read_text())
-        print(json.dumps({k: record.get(k) for k in ("id", "test", "kernel", "verdict", "reason", "flags")}, indent=2))
     else:
-        raise UserError(f"no nightly or run '{ident}' under {results}")
+        record = report_folders.load_run(folder)["record"]
+        print(json.dumps({k: record.get(k) for k in ("id", "test", "kernel", "verdict", "reason", "flags")}, indent=2))
     return 0
 
 
@@ -137,14 +157,17 @@ def add_parsers(sub, call) -> None:
     n.add_argument("--resume", metavar="ID", help="finish an interrupted nightly: run only what is missing")
     n.set_defaults(func=call, lab_func=cmd_nightly)
 
-    r = sub.add_parser("results", help="the results index: list, show, compare, rebuild, prune",
+    r = sub.add_parser("results", help="the results index: list, show, compare, rebuild, prune; reports",
                        description="ls: nightlies, newest first. show ID: a nightly's cells or a run. diff [A] [B]: "
                                    "B against A (default: the newest nightly against the one before it). import "
                                    "[DIR]: rebuild results/lab.db from the run folders. prune --keep N: remove all "
-                                   "but the newest N nightlies, folders and index rows.")
-    r.add_argument("action", choices=["ls", "show", "diff", "import", "prune"])
+                                   "but the newest N nightlies, folders and index rows. report ID: write the "
+                                   "report.html of a nightly or a run (a nightly's junit.xml and kcidb.json too) "
+                                   "and print their paths. kcidb ID: print a nightly's KCIDB 5.3 document.")
+    r.add_argument("action", choices=["ls", "show", "diff", "import", "prune", "report", "kcidb"])
     r.add_argument("target", nargs="?", help="a nightly or run id; for import, the folder to index")
     r.add_argument("other", nargs="?", help="for diff: the newer nightly")
     r.add_argument("--keep", type=int, default=30, help="prune: nightlies kept (default: 30)")
+    r.add_argument("--open", action="store_true", help="report: open the page in a browser")
     r.add_argument("--results", type=Path, help="results root (default: results/ beside lab.yaml)")
     r.set_defaults(func=call, lab_func=cmd_results)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from labrunner.report import folders, timeline
+
 from .conftest import REPO
 
 pytestmark = pytest.mark.e2e
@@ -113,6 +115,9 @@ def test_run_records_a_passing_test(tmp_path):
     assert "Linux version" in (run_dir / "dmesg.txt").read_text()
     sent = [json.loads(line) for line in (run_dir / "qmp.jsonl").read_text().splitlines()]
     assert any(m["dir"] == "send" and m["msg"].get("execute") == "qmp_capabilities" for m in sent)
+    assert p.stdout.splitlines()[-1] == f"report: {run_dir / 'report.html'}"
+    assert 'class="verdict v-pass"' in (run_dir / "report.html").read_text()
+    assert abs(record["console_started_at"] - sent[0]["t"]) < 30  # one clock for the timeline
 
 
 def interrupt_a_run(tmp_path, interrupt):
@@ -194,13 +199,21 @@ def run_clean_kernel(tmp_path, *args):
 
 
 def test_vm_churn_hotplug_plugs_unplugs_and_churns(tmp_path):
-    p, record, _ = run_clean_kernel(tmp_path, "vm-churn-hotplug", "--duration", "60")
+    p, record, run_dir = run_clean_kernel(tmp_path, "vm-churn-hotplug", "--duration", "60")
     assert p.returncode == 0, p.stdout + p.stderr
     assert record["verdict"] == "pass"
     hp, work = record["hotplug"], record["workload"]
     assert hp["plugged"] >= 3 and hp["unplugged"] >= 3, hp
     assert hp["plug_failures"] == 0 and hp["unplug_timeouts"] == 0, hp
     assert work["vm_cycles"] >= 100 and work["vcpu_runs"] >= 100 and work["errors"] == {}, work
+    # the run page's timeline sees what the run did: CPUs coming and going, VMs cycling
+    texts = folders.run_texts(run_dir)
+    tl = timeline.build(record, texts["console.log"], texts["qmp.jsonl"], texts["progress.jsonl"])
+    kinds = [kind for _, kind, _ in tl.events]
+    assert kinds.count("plug") >= hp["plugged"] and kinds.count("unplug") >= hp["unplugged"], tl.events
+    assert len({count for _, count in tl.online}) >= 2 and len({count for _, count in tl.present}) >= 2
+    cycles = [v for _, v in tl.progress["vm_cycles"]]
+    assert len(cycles) >= 5 and cycles == sorted(cycles) and not tl.notes, tl.notes
 
 
 def test_vm_fork_kill_passes(tmp_path):

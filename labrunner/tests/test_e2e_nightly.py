@@ -1,5 +1,6 @@
 """End to end, real QEMU: two nightlies of one suite, the second with an injected-bug kernel in a clean
-kernel's place, reports exactly that regression; a nightly stopped halfway leaves no QEMU and resumes.
+kernel's place, reports exactly that regression (in its pages, looked at in chromium, its JUnit and its
+KCIDB document); a nightly stopped halfway leaves no QEMU and resumes.
 
 The suite lives in a copy of the lab (lab.yaml, images/, tests/, kernels/) in a temporary folder, so
 that the test can change it; every cache key is by content, so kernels and images come from the cache.
@@ -10,10 +11,13 @@ import shutil
 import signal
 import subprocess
 
+import junitparser
 import pytest
+from kcidb_io.schema import V5_3
 
 from .conftest import REPO
 from .test_e2e import LABRUNNER, is_qemu, qemu_children, wait_for
+from .test_report_browser import check_nightly_page, check_run_page
 
 pytestmark = pytest.mark.e2e
 
@@ -67,6 +71,15 @@ def test_an_injected_bug_is_the_one_new_regression(tmp_path):
     titles = {s["title"] for s in comparison["splats"] if s["state"] == "new"}
     assert "BUG: sleeping function called from invalid context in kvm_offline_cpu" in titles, titles
     assert "new regression" in bad.stdout and "1 new regressions" in bad.stdout
+    # its reports: a page a person reads, a JUnit file, a valid KCIDB document, a page per run
+    assert f"report: {folder / 'report.html'}" in bad.stdout
+    V5_3.validate_exactly(json.loads((folder / "kcidb.json").read_text()))
+    cases = [c for suite in junitparser.JUnitXml.fromfile(str(folder / "junit.xml")) for c in suite]
+    assert len(cases) == 2 and all(isinstance(c.result[0], junitparser.Failure) for c in cases)
+    runs = sorted((folder / "runs").iterdir())
+    assert len(runs) == 2 and all((r / "report.html").is_file() for r in runs)
+    check_nightly_page(folder, "e2e-nightly")
+    check_run_page(runs[0], "e2e-run")
 
 
 def test_a_stopped_nightly_leaves_no_qemu_and_resumes(tmp_path):

@@ -22,7 +22,9 @@ ALLOWED: Dict[str, Set[str]] = {
     "machine": {"errors", "process", "cache", "config", "build"},
     "run": {"errors", "process", "cache", "config", "build", "machine", "analysis"},
     "lab": {"errors", "process", "cache", "config", "build", "machine", "run", "analysis"},
-    "cli": {"errors", "process", "cache", "config", "build", "machine", "run", "analysis", "lab", "__init__"},
+    "report": {"errors", "process", "cache", "config", "build", "machine", "run", "analysis", "lab"},
+    "cli": {"errors", "process", "cache", "config", "build", "machine", "run", "analysis", "lab", "report",
+            "__init__"},
     "__init__": set(),
 }
 MAX_LINES = 400
