@@ -23,7 +23,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from .. import cache as cache_mod
 from .. import process
-from ..config import Image, Lab, load_recipe
+from ..config import Image, Lab, builtin, load_recipe
 from ..errors import InfraError, UserError
 from .kernel import KernelArtifacts
 
@@ -182,8 +182,12 @@ def image_key(lab: Lab, image: Image, keys: Keys) -> Tuple[str, Dict[str, Path]]
     recipe = load_recipe(image.recipe / "recipe.yaml")
     host = _host_files(recipe["binaries"])
     h = hashlib.sha256(f"labrunner-image-{FORMAT}".encode())
-    for path in _tree_files(image.recipe) + _tree_files(lab.tests_dir):
-        _sha(h, str(path.relative_to(lab.root)) + oct(path.stat().st_mode & 0o111), path.read_bytes())
+    # By content and name within the recipe or tests/, never by where the lab's folder is.
+    files = [(f"recipe/{p.relative_to(image.recipe)}", p) for p in _tree_files(image.recipe)]
+    files += [(f"tests/{rel}", p) for rel, p in sorted(guest_tests(lab).items())]
+    for label, path in files:
+        data = path.read_bytes()
+        _sha(h, label + oct(guest_mode(path, data)), data)
     for guest_path, path in sorted(host.items()):
         _sha(h, guest_path, path.read_bytes())
     _sha(h, "keys", (keys.client_pub + keys.host_pub).encode())
@@ -191,11 +195,31 @@ def image_key(lab: Lab, image: Image, keys: Keys) -> Tuple[str, Dict[str, Path]]
     return h.hexdigest()[:16], host
 
 
+def guest_mode(path: Path, data: bytes) -> int:
+    """Executable in the guest when it is on the host, or is a script: an installed package or a copy
+    may have lost the bit, and the image must not change with it."""
+    return 0o755 if data.startswith(b"#!") or os.access(path, os.X_OK) else 0o644
+
+
+def guest_tests(lab: Lab) -> Dict[Path, Path]:
+    """/lab/tests/REL -> the file: the built-in tests, then the lab's own tests/, whose test folders
+    replace built-in ones of the same name."""
+    out: Dict[Path, Path] = {}
+    for folder in lab.tests_dirs:
+        files = {path.relative_to(folder): path for path in _tree_files(folder)}
+        tops = {rel.parts[0] for rel in files}
+        out = {rel: p for rel, p in out.items() if rel.parts[0] not in tops}
+        out.update(files)
+    return out
+
+
 def _compile(source: Path, out_dir: Path, label: str, progress: Callable[[str], None]) -> bytes:
-    """SOURCE compiled statically (the guest has no libc); a compile error is the user's to fix."""
+    """SOURCE compiled statically (the guest has no libc); a compile error is the user's to fix. The
+    built-in tests' lib/ is on the include path, so a lab's own workload can use tinyvm.h too."""
     exe = out_dir / label.replace("/", "_")
     progress(f"compiling {label}")
-    argv = ["gcc", "-static", "-O2", "-Wall", "-pthread", "-o", str(exe), str(source)]
+    argv = ["gcc", "-static", "-O2", "-Wall", "-pthread", "-I", str(builtin.TESTS / "lib"), "-o", str(exe),
+            str(source)]
     try:
         process.run(argv, timeout=300, what=f"compiling {label}")
     except InfraError as e:
@@ -210,12 +234,12 @@ def _guest_programs(lab: Lab, image: Image, out_dir: Path, progress: Callable[[s
     for path in _tree_files(image.recipe / "src"):
         if path.suffix == ".c":
             files[f"/bin/{path.stem}"] = (_compile(path, out_dir, f"{image.name}/src/{path.name}", progress), 0o755)
-    for path in _tree_files(lab.tests_dir):
-        rel = path.relative_to(lab.tests_dir)
+    for rel, path in sorted(guest_tests(lab).items()):
         if path.suffix == ".c":
             files[f"/lab/tests/{rel.with_suffix('')}"] = (_compile(path, out_dir, f"tests/{rel}", progress), 0o755)
         elif path.suffix != ".h":
-            files[f"/lab/tests/{rel}"] = (path.read_bytes(), 0o755 if os.access(path, os.X_OK) else 0o644)
+            data = path.read_bytes()
+            files[f"/lab/tests/{rel}"] = (data, guest_mode(path, data))
     return files
 
 
@@ -258,7 +282,8 @@ def _write_base(lab: Lab, image: Image, keys: Keys, host_files: Dict[str, Path],
                 w.file(guest_path, data, mode)
             for path in _tree_files(image.recipe / "rootfs"):
                 rel = path.relative_to(image.recipe / "rootfs")
-                w.file(str(rel), path.read_bytes(), 0o755 if os.access(path, os.X_OK) else 0o644)
+                data = path.read_bytes()
+                w.file(str(rel), data, guest_mode(path, data))
             w.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\n")
             w.file("etc/group", b"root:x:0:\n")
             w.file("etc/shells", b"/bin/sh\n")

@@ -67,13 +67,20 @@ class Progress:
 
 
 def _load(args) -> config.Lab:
-    return config.load(args.lab or config.find_lab())
+    return config.load(args.lab or config.find_lab())  # None: the built-in lab alone
+
+
+def cmd_init(args) -> int:
+    path = config.write_starter(args.dir)
+    print(f"wrote {path}; try: labrunner --lab {shlex.quote(str(path))} boot -- uname -r")
+    return EXIT_PASS
 
 
 def cmd_config_check(args) -> int:
     lab = _load(args)
     test = lab.tests[lab.defaults.test]
-    print(f"{lab.path}: ok: {len(lab.machines)} machines, {len(lab.kernels)} kernels, "
+    where = lab.path if lab.path != config.builtin.LAB else f"the built-in lab {lab.path} (results in {lab.root})"
+    print(f"{where}: ok: {len(lab.machines)} machines, {len(lab.kernels)} kernels, "
           f"{len(lab.images)} images, {len(lab.tests)} tests; default test '{test.name}' "
           f"on kernel '{test.kernel or lab.defaults.kernel}'")
     return EXIT_PASS
@@ -240,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Boot kernels in QEMU guests that run KVM, hot-plug their vCPUs, and judge the result.",
         epilog="Exit status: 0 pass, 1 kernel failure, 2 usage/config error, 3 infrastructure error.")
     p.add_argument("--version", action="version", version=f"labrunner {__version__}")
-    p.add_argument("--lab", type=Path, help="lab.yaml to use (default: the nearest one from the current folder up)")
+    p.add_argument("--lab", type=Path, help="lab.yaml to use (default: $LABRUNNER_LAB, else the nearest lab.yaml from the current "
+                        "folder up, else the built-in lab)")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="log each step's command line (-vv: debug)")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
@@ -279,6 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end the run at the first kernel report that is not ignored (for bisecting: a bad "
                         "commit fails fast)")
     r.set_defaults(func=cmd_run)
+
+    i = sub.add_parser("init", help="write a starter lab.yaml of your own into DIR",
+                       description="Write a small, commented lab.yaml into DIR (default: the current folder) "
+                                   "that uses the built-in machine, image, kernels and tests by name and shows "
+                                   "how to add your own kernel tree, a patch series and a test. Never overwrites.",
+                       epilog="Then: labrunner --lab DIR/lab.yaml boot -- uname -r (or cd DIR: lab.yaml is "
+                              "found from the current folder up).")
+    i.add_argument("dir", nargs="?", type=Path, default=Path("."), help="the lab's folder")
+    i.set_defaults(func=cmd_init)
 
     c = sub.add_parser("config", help="configuration commands")
     csub = c.add_subparsers(dest="config_cmd", metavar="SUBCOMMAND", required=True)

@@ -7,15 +7,17 @@ reads "FILE:LINE: key.path: message" (exit 2). Paths in the file are relative to
 lab's root (images/, tests/, kernels/, results/).
 """
 
+from . import builtin
 from .images import Image, load_recipe
 from .kernels import Kernel, SourceRecipe
 from .lab import Defaults, Lab, find_lab, load
 from .machines import ACCELS, Machine, QemuConfig
 from .reports import Reports
 from .schema import load_yaml
+from .starter import write_starter
 from .suites import KnownIssue, Suite, SuiteEntry
 from .tests import HotplugSpec, Test, Timeouts
 
 __all__ = ["ACCELS", "Defaults", "HotplugSpec", "Image", "Kernel", "KnownIssue", "Lab", "Machine", "QemuConfig",
-           "Reports", "SourceRecipe", "Suite", "SuiteEntry", "Test", "Timeouts", "find_lab", "load", "load_recipe",
-           "load_yaml"]
+           "Reports", "SourceRecipe", "Suite", "SuiteEntry", "Test", "Timeouts", "builtin", "find_lab", "load",
+           "load_recipe", "load_yaml", "write_starter"]

@@ -4,6 +4,7 @@ import dataclasses
 from pathlib import Path
 from typing import Dict, List
 
+from . import builtin
 from .schema import REQUIRED, Ctx, load_yaml, mapping, path_in, str_list
 
 
@@ -15,7 +16,7 @@ class Image:
 
 def image(root: Path):
     def check(ctx: Ctx, name: str) -> Image:
-        f = mapping(ctx, {"recipe": (path_in(root), REQUIRED)})
+        f = mapping(ctx, {"recipe": (path_in(root, builtin.IMAGES), REQUIRED)})
         if not (f["recipe"] / "recipe.yaml").is_file():
             raise ctx.error(f"{f['recipe']} has no recipe.yaml", "recipe")
         return Image(name=name, recipe=f["recipe"])

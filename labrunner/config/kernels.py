@@ -5,6 +5,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from . import builtin
 from .schema import Ctx, file_list, mapping, path_in, str_list, string
 
 
@@ -66,13 +67,13 @@ def _source(root: Path, ctx: Ctx, kernels: Dict[str, Any]) -> SourceRecipe:
         "debian_package": (string, None),
         "tree": (path_in(root), None),
         "ref": (string, None),
-        "patches": (file_list(root), ()),
+        "patches": (file_list(root, builtin.PATCHES, ".patch"), ()),
         "config": (lambda c: c, None),
     })
     if f["base"] is not None:
         parent = kernels.get(f["base"])
         if parent is None or parent.source is None:
-            raise ctx.error(f"'{f['base']}' is not a source kernel defined above", "base")
+            raise ctx.error(f"'{f['base']}' is not a source kernel defined above (or built in)", "base")
         if any(f[k] is not None for k in ("debian_package", "tree", "ref", "config")):
             raise ctx.error("with 'base', give only 'patches' (the rest comes from the base)", "base")
         return dataclasses.replace(parent.source, patches=parent.source.patches + f["patches"])
@@ -84,23 +85,25 @@ def _source(root: Path, ctx: Ctx, kernels: Dict[str, Any]) -> SourceRecipe:
         raise ctx.error("missing required key 'config'")
     c = mapping(f["config"], {
         "base": (string, "x86_64_defconfig"),
-        "fragments": (file_list(root), ()),
+        "fragments": (file_list(root, builtin.FRAGMENTS, ".config"), ()),
         "optional": (str_list, ()),
     })
     return SourceRecipe(debian_package=f["debian_package"], tree=f["tree"], ref=f["ref"], patches=f["patches"],
                         base_config=c["base"], fragments=c["fragments"], optional=c["optional"])
 
 
-def kernels(ctx: Ctx, root: Path) -> Dict[str, Kernel]:
-    """Kernels in file order, so a source recipe's 'base' can name one defined above it."""
+def kernels(ctx: Ctx, root: Path, inherited: Dict[str, Kernel] = {}) -> Dict[str, Kernel]:
+    """Kernels in file order, so a source recipe's 'base' can name one defined above it, or one
+    INHERITED (the built-in lab's); only this file's kernels are returned."""
     if not isinstance(ctx.node, dict) or not ctx.node:
         raise ctx.error("expected a mapping of named entries")
+    known: Dict[str, Kernel] = dict(inherited)
     out: Dict[str, Kernel] = {}
     check = _kernel(root)
     for name in ctx.node:
         kernel = check(ctx.child(name), name)
         if kernel.kind == "source":
             entry = ctx.child(name)
-            kernel = dataclasses.replace(kernel, source=_source(root, entry.child("source"), out))
-        out[name] = kernel
+            kernel = dataclasses.replace(kernel, source=_source(root, entry.child("source"), known))
+        out[name] = known[name] = kernel
     return out

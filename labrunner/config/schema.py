@@ -6,7 +6,7 @@ import difflib
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import yaml
 
@@ -200,13 +200,27 @@ def named(ctx: Ctx, entry):
     return {name: entry(ctx.child(name), name) for name in ctx.node}
 
 
-def path_in(root: Path):
+def _find(root: Path, value: str, builtin: Sequence[Path], suffix: str) -> Path:
+    """VALUE relative to ROOT (the lab.yaml's folder) if it is there, else a built-in of that name
+    in the BUILTIN folders (SUFFIX added when missing: fragment 'kvm' is kvm.config)."""
+    value = os.path.expanduser(value)
+    own = (root / value).resolve()
+    if own.exists() or os.path.isabs(value):
+        return own
+    for folder in builtin:
+        for name in (value, value + suffix) if suffix and not value.endswith(suffix) else (value,):
+            if (folder / name).exists():
+                return (folder / name).resolve()
+    return own
+
+
+def path_in(root: Path, builtin: Sequence[Path] = ()):
     def check(ctx: Ctx) -> Path:
-        return (root / os.path.expanduser(string(ctx))).resolve()
+        return _find(root, string(ctx), builtin, "")
     return check
 
 
-def file_list(root: Path):
+def file_list(root: Path, builtin: Sequence[Path] = (), suffix: str = ""):
     def check(ctx: Ctx) -> Tuple[Path, ...]:
         if not isinstance(ctx.node, list):
             raise ctx.error(f"expected a list of files, got {kind(ctx.node)}")
@@ -214,9 +228,10 @@ def file_list(root: Path):
         for i, item in enumerate(ctx.node):
             if not isinstance(item, str):
                 raise ctx.error(f"item {i + 1}: expected a file name")
-            path = (root / os.path.expanduser(item)).resolve()
+            path = _find(root, item, builtin, suffix)
             if not path.is_file():
-                raise ctx.error(f"item {i + 1}: {path} does not exist")
+                raise ctx.error(f"item {i + 1}: {path} does not exist"
+                                + (" (nor a built-in of that name)" if builtin else ""))
             out.append(path)
         return tuple(out)
     return check

@@ -90,14 +90,45 @@ def test_kernel_needs_exactly_one_kind(write_lab):
     assert "exactly one of" in str(e)
 
 
-def test_missing_section(write_lab):
-    e = error_of(write_lab, GOOD.split("tests:")[0])
-    assert "missing required key 'tests'" in str(e)
+def test_a_lab_yaml_adds_to_and_overrides_the_built_in_lab(write_lab, tmp_path):
+    """Sections come from the built-in lab; a user's entries add to them or replace them by name."""
+    lab = config.load(write_lab(GOOD.split("tests:")[0]))
+    assert {"vm-churn-hotplug", "kvm-smoke"} <= set(lab.tests) and lab.images["minimal"].recipe == tmp_path / \
+        "images" / "minimal"  # the user's own recipe of that name wins over the built-in one
+    assert lab.machines["default"].memory_mib == 1024 and "stable-debug" in lab.kernels
+    assert lab.defaults.test == "vm-churn-hotplug" and lab.tests_dirs == (config.builtin.TESTS,)
+    (tmp_path / "tests" / "mine").mkdir(parents=True)
+    assert config.load(write_lab(GOOD)).tests_dirs == (config.builtin.TESTS, tmp_path / "tests")
+    alone = config.load(None)
+    assert alone.path == config.builtin.LAB and alone.images["minimal"].recipe == config.builtin.BUILTIN / \
+        "images" / "minimal"
+
+
+def test_built_in_files_by_name(write_lab, tmp_path):
+    lab = config.load(write_lab(GOOD.replace("""kernels:
+  k:
+    path: bzImage
+""", """kernels:
+  k:
+    path: bzImage
+  mine:
+    source: {debian_package: linux-source-6.12, config: {fragments: [kvm, debug.config, kernels/fragments/slim.config]}}
+  mine-bad:
+    source: {base: inject-kvm-lock-order, patches: [inject/sleep-in-atomic]}
+""")))
+    fragments = config.builtin.BUILTIN / "kernels" / "fragments"
+    assert lab.kernels["mine"].source.fragments == (fragments / "kvm.config", fragments / "debug.config",
+                                                     fragments / "slim.config")
+    assert [p.name for p in lab.kernels["mine-bad"].source.patches] == ["kvm-lock-order.patch", "sleep-in-atomic.patch"]
+    e = error_of(write_lab, GOOD.replace("  test: smoke", "  test: nope"))
+    assert (e.path, e.line, e.key) == (tmp_path / "lab.yaml", 22, "defaults.test")  # the user's own line
+    e = error_of(write_lab, GOOD.replace("recipe: images/minimal", "recipe: maximal"))
+    assert "maximal has no recipe.yaml" in str(e) and e.line == 13
 
 
 def test_unknown_entry_name_is_a_clear_error(write_lab):
     lab = config.load(write_lab(GOOD))
-    with pytest.raises(ConfigError, match="kernels.nope: no such entry; known: k"):
+    with pytest.raises(ConfigError, match="kernels.nope: no such entry; known: debian-6.12, .*, k, stable-debug"):
         lab.pick("kernels", "nope")
 
 
