@@ -94,7 +94,11 @@ def source_commit(recipe: SourceRecipe, cache: Path, progress: Callable[[str], N
     """(repository, commit) the recipe builds on."""
     if recipe.debian_package:
         repo = debian_source(recipe.debian_package, cache, progress)
-        return repo, _git(repo, "rev-parse", "HEAD").strip()
+        ref = recipe.ref or "HEAD"  # a ref: another commit of the imported source (a bisection's)
+        try:
+            return repo, _git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+        except InfraError:
+            raise UserError(f"{repo}: no commit '{ref}'") from None
     repo = git_source(recipe.tree, cache)
     try:
         return repo, _git(repo, "rev-parse", "--verify", f"{recipe.ref}^{{commit}}").strip()
@@ -240,8 +244,9 @@ def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda 
     patches = patch_files([*recipe.patches, *extra_patches])
     key = build_key(tree_hash, patches, recipe)
     dest = cache / "kernels" / "built" / f"{kernel.name}-{key}"
-    # One warm build directory per (source tree, config): variants differing by patches share it.
-    config_key = hashlib.sha256((tree_hash + recipe.base_config + "".join(
+    # One warm build directory per (source repository, config): variants differing by patches, and
+    # the commits of a bisection, share it and rebuild only what they change.
+    config_key = hashlib.sha256((recipe.base_config + "".join(
         f.read_text() for f in recipe.fragments)).encode()).hexdigest()[:12]
     work = cache / "build" / f"{repo.name}-{config_key}"
 

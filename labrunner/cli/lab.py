@@ -1,5 +1,5 @@
-"""The command line of the lab part: `labrunner nightly` and `labrunner results ls|show|diff|import|prune|
-report|kcidb`.
+"""The command line of the lab part: `labrunner nightly`, `labrunner bisect` and `labrunner results
+ls|show|diff|import|prune|report|kcidb`.
 
 Exit status of nightly and results diff: 0 nothing new, 1 a new regression or a lost canary, 2 usage or
 configuration error, 3 some cells reached no verdict (infrastructure only).
@@ -7,11 +7,14 @@ configuration error, 3 some cells reached no verdict (infrastructure only).
 
 import json
 import shutil
+import time
 import webbrowser
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 from ..errors import UserError
+from ..build import kbuild
+from ..lab import bisect as bisect_mod
 from ..lab import compare as compare_mod
 from ..lab import executor as executor_mod
 from ..lab import nightly as nightly_mod
@@ -40,6 +43,46 @@ def cmd_nightly(args, lab, progress) -> int:
     page, *others = report_files.write_nightly(Path(result["folder"]), lab)
     print(f"report: {page} (also {', '.join(p.name for p in others)})")
     return result["exit"]
+
+
+def cmd_bisect(args, lab, progress) -> int:
+    results = _results(lab, args)
+    if args.resume:
+        folder = results / args.resume
+        if not (folder / "bisect.json").is_file():
+            raise UserError(f"no bisection '{args.resume}' under {results}")
+    else:
+        kernel = lab.pick("kernels", args.kernel)
+        if kernel.kind != "source":
+            raise UserError(f"kernel '{kernel.name}' is not built from source: a bisection needs its git history")
+        test = lab.pick("tests", args.test)
+        if args.series:
+            if not args.base:
+                raise UserError("--series needs --base REF (the commit the series applies to)")
+            folder_patches = results / ".series" / f"{args.series.stem}-{int(time.time())}"
+            patches = bisect_mod.split_series(args.series, folder_patches)
+            states, series = bisect_mod.series_states(patches, args.base), [str(p) for p in patches]
+        elif args.good and args.bad:
+            repo, _ = kbuild.source_commit(kernel.source, lab.cache_dir, progress)
+            states, series = bisect_mod.commit_states(repo, args.good, args.bad), []
+        else:
+            raise UserError("give --good REF and --bad REF, or --series MBOX and --base REF (or --resume ID)")
+        plan = bisect_mod.Plan(kernel=kernel.name, test=test.name, states=states, series=series, match=args.match,
+                               confidence=args.confidence, max_runs=args.max_runs, duration=args.duration)
+        folder = bisect_mod.start(plan, results)
+    print(f"bisection: {folder} (labrunner bisect --resume {folder.name} goes on from here)", flush=True)
+    try:
+        doc = bisect_mod.run_bisect(lab, folder, progress)
+    finally:
+        progress.close()
+    answer = doc["answer"]
+    for c in answer["candidates"]:
+        print(f"  {c['p']:7.2%}  {', '.join(c['states'])}")
+    spent = sum(s["runs"] + s["excluded"] for s in doc["states"])
+    built = sum(s["built"] for s in doc["states"])
+    print(f"{answer['summary']}\n{spent} runs, {built} builds, {doc['wall_s'] / 60:.0f} min, p(bug shows) about "
+          f"{answer['p_bug']:.2f}; {folder / 'bisect.log'}")
+    return answer["exit"]
 
 
 def format_comparison(c: Dict[str, Any]) -> str:
@@ -156,6 +199,29 @@ def add_parsers(sub, call) -> None:
     n.add_argument("--results", type=Path, help="results root (default: results/ beside lab.yaml)")
     n.add_argument("--resume", metavar="ID", help="finish an interrupted nightly: run only what is missing")
     n.set_defaults(func=call, lab_func=cmd_nightly)
+
+    b = sub.add_parser("bisect", help="which commit, or which patch of a series, brought a report in",
+                       description="Bisect the first-parent commits of kernel K between --good and --bad, or the "
+                                   "patches of --series on --base, running TEST on each state until one culprit "
+                                   "holds --confidence. Flaky bugs are handled by probability: every run counts, "
+                                   "a stray report on a good state does not derail it, and a state that does not "
+                                   "build comes back as part of a range.",
+                       epilog="Exit status: 0 culprit found; 1 the bug did not reproduce at the bad end, the good "
+                              "end shows it too, or no answer within --max-runs; 2 usage; 3 infrastructure.")
+    b.add_argument("--kernel", help="a source kernel of lab.yaml (its recipe: tree, config, patches)")
+    b.add_argument("--good", metavar="REF", help="a commit without the bug")
+    b.add_argument("--bad", metavar="REF", help="a commit with the bug")
+    b.add_argument("--series", type=Path, metavar="MBOX", help="a patch series: an mbox, a series file or a patch")
+    b.add_argument("--base", metavar="REF", help="the commit the series applies to")
+    b.add_argument("--test", help="the test to run (default: defaults.test)")
+    b.add_argument("--match", metavar="REGEX", help="the bug: report titles matching this (default: the "
+                                                     "signature of the first report at the bad end)")
+    b.add_argument("--confidence", type=float, default=0.95, help="stop when one culprit has this (default 0.95)")
+    b.add_argument("--max-runs", type=int, default=120, help="give up after this many runs (default 120)")
+    b.add_argument("--duration", type=int, help="seconds per run (default: the test's)")
+    b.add_argument("--resume", metavar="ID", help="go on with an interrupted bisection")
+    b.add_argument("--results", type=Path, help="results root (default: results/ beside lab.yaml)")
+    b.set_defaults(func=call, lab_func=cmd_bisect)
 
     r = sub.add_parser("results", help="the results index: list, show, compare, rebuild, prune; reports",
                        description="ls: nightlies, newest first. show ID: a nightly's cells or a run. diff [A] [B]: "

@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""Benchmark: the bisection search against syzkaller pkg/bisect's published rules, on a simulated
+oracle (labrunner/lab/bisect_sim.py), in one run: 64 commits after the good end, the culprit uniform,
+a bug that shows in p of the runs, stray reports on good commits in 0% or 2% of runs.
+
+Goal (64 commits): at most 15 runs at p = 1, 40 at p = 0.5 and 75 at p = 0.3, at 95% or more correct.
+Both sides get the same seeded worlds. Writes bench/out/bisect.json.
+Usage: .venv/bin/python bench/bisect.py [--trials 1000]
+"""
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from labrunner.lab import bisect_sim  # noqa: E402
+
+GOAL_RUNS = {1.0: 15, 0.5: 40, 0.3: 75}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--trials", type=int, default=1000)
+    ap.add_argument("--states", type=int, default=65, help="states, the good end included (default 65)")
+    args = ap.parse_args()
+    rows = []
+    print(f"{'p':>4} {'stray':>5}  {'labrunner runs':>14} {'correct':>8}  {'pkg/bisect runs':>15} {'correct':>8}  goal")
+    for p in (1.0, 0.5, 0.3):
+        for stray in (0.0, 0.02):
+            row = {"p": p, "stray": stray}
+            for name, search in (("labrunner", bisect_sim.trial), ("pkg_bisect", bisect_sim.baseline)):
+                rng = random.Random(f"{p}-{stray}")  # the same worlds for both
+                t0 = time.process_time()
+                out = [search(rng, args.states, p, stray) for _ in range(args.trials)]
+                row[name] = {"mean_runs": round(statistics.mean(o.runs for o in out), 1),
+                             "correct": round(sum(o.correct for o in out) / len(out), 3),
+                             "cpu_s": round(time.process_time() - t0, 1)}
+            ours, base = row["labrunner"], row["pkg_bisect"]
+            met = ours["mean_runs"] <= GOAL_RUNS[p] and ours["correct"] >= 0.95
+            print(f"{p:4} {stray:5}  {ours['mean_runs']:14} {ours['correct']:8.1%}  {base['mean_runs']:15} "
+                  f"{base['correct']:8.1%}  <= {GOAL_RUNS[p]} runs: {'met' if met else 'NOT met'}")
+            rows.append(row)
+    result = {"date": time.strftime("%Y-%m-%d"), "trials": args.trials, "states": args.states, "rows": rows}
+    (REPO / "bench" / "out").mkdir(parents=True, exist_ok=True)
+    (REPO / "bench" / "out" / "bisect.json").write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,235 @@
+"""One bisection: which commit between a good and a bad ref of a kernel recipe, or which patch of a
+series on a base, brought a report in, even when it shows in only some runs.
+
+States are the good end, then each first-parent commit up to the bad end (or the base, then the base
+plus the first 1..N patches). A state is built in the recipe's warm build directory (cached by content,
+so a state tested again is not rebuilt), booted, and tested with the run stopping at its first report.
+The search (bisect_search) says which state to run next and when one class of culprits holds the
+confidence asked for. What counts as the bug: the signature of the first report at the bad end, or
+titles matching --match. A run with another report, or none but a hang, an error or an interruption,
+tells nothing about the bug: it is recorded and left out of the evidence. A state that does not build
+keeps its share of probability, and comes back as part of a range if it is among the candidates.
+
+results/bisect-<UTC time>-<kernel>/ holds bisect.json (rewritten after every run: --resume goes on
+from it), bisect.log (the evidence as git bisect commands: `git bisect replay bisect.log`), and runs/.
+"""
+
+import dataclasses
+import json
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from .. import process
+from ..build import kbuild
+from ..config import Kernel, Lab
+from ..errors import BuildError, LabError, UserError
+from ..run import runner
+from ..run.record import fresh_dir, now, utc_stamp, write_json_atomic
+from .bisect_search import Search
+
+log = logging.getLogger(__name__)
+
+CONFIRM_RUNS = 10  # runs at the bad end without the bug before saying it does not reproduce
+
+
+def _git(repo: Path, *args: str) -> str:
+    return process.run(["git", "-C", str(repo), *args], timeout=120, what=f"git {args[0]}")
+
+
+def commit_states(repo: Path, good: str, bad: str) -> List[Dict[str, Any]]:
+    """The good end, then every first-parent commit up to and with the bad end, oldest first."""
+    def rev(ref: str) -> str:
+        try:
+            return _git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+        except LabError:
+            raise UserError(f"no commit '{ref}' in {repo}") from None
+    good_id, bad_id = rev(good), rev(bad)
+    ids = _git(repo, "rev-list", "--first-parent", "--reverse", f"{good_id}..{bad_id}").split()
+    if not ids:
+        raise UserError(f"{bad} is not after {good} on its first-parent history")
+    out = []
+    for commit in [good_id, *ids]:
+        subject, author = _git(repo, "log", "-1", "--format=%s%x00%an <%ae>", commit).rstrip("\n").split("\0")
+        out.append({"label": commit[:12], "commit": commit, "subject": subject, "author": author, "patches": 0})
+    return out
+
+
+def series_states(patches: Sequence[Path], base: str) -> List[Dict[str, Any]]:
+    """The base, then the base with the first 1..N patches."""
+    out = [{"label": "base", "commit": base, "subject": f"{base} without the series", "author": "", "patches": 0}]
+    for i, patch in enumerate(patches, start=1):
+        text = patch.read_text(errors="replace")
+        subject = next((line[len("Subject: "):] for line in text.splitlines() if line.startswith("Subject: ")),
+                       patch.name)
+        author = next((line[len("From: "):] for line in text.splitlines() if line.startswith("From: ")), "")
+        out.append({"label": f"patch {i}", "commit": base, "subject": subject.strip(), "author": author, "patches": i})
+    return out
+
+
+def split_series(mbox: Path, dest: Path) -> List[Path]:
+    """An mbox of N mails, as N patch files in order (git mailsplit); a series file or a patch as they are."""
+    if not mbox.read_bytes().startswith(b"From "):
+        return kbuild.patch_files([mbox])
+    dest.mkdir(parents=True, exist_ok=True)
+    process.run(["git", "mailsplit", "-o" + str(dest), str(mbox)], timeout=60, what="git mailsplit")
+    return sorted(dest.iterdir())
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a bisection needs to know; saved in bisect.json."""
+    kernel: str
+    test: str
+    states: List[Dict[str, Any]]
+    series: List[str]  # patch files, for a series bisection
+    match: Optional[str]
+    confidence: float
+    max_runs: int
+    duration: Optional[int]
+
+
+def _variant(lab: Lab, plan: Plan, index: int) -> Kernel:
+    """The kernel recipe at STATE: its commit, or the base with the first patches of the series."""
+    kernel = lab.kernels[plan.kernel]
+    state = plan.states[index]
+    recipe = dataclasses.replace(kernel.source, ref=state["commit"],
+                                 patches=kernel.source.patches + tuple(Path(p) for p in plan.series[:state["patches"]]))
+    return dataclasses.replace(kernel, name=f"{plan.kernel}-bisect", source=recipe)
+
+
+def build_state(lab: Lab, plan: Plan, index: int, progress: Callable[[str], None]) -> Kernel:
+    """A bootable kernel entry for state INDEX (a path kernel to its built image); BuildError or
+    UserError when it does not build or a patch does not apply."""
+    built = kbuild.build(_variant(lab, plan, index), lab.cache_dir, progress)
+    return Kernel(name=f"{plan.kernel}-bisect-{index}", kind="path", path=built.bzimage)
+
+
+def outcome(record: Dict[str, Any], bug: Dict[str, Any]) -> Optional[bool]:
+    """True: the run showed the bug; False: it passed; None: it tells nothing (another report, a hang,
+    an infrastructure error)."""
+    reports = [s for s in record.get("splats", []) if not s.get("ignored")]
+    if any((bug.get("regex") and re.search(bug["regex"], s["title"])) or s["signature"] == bug.get("signature")
+           for s in reports):
+        return True
+    return False if record.get("verdict") == "pass" else None
+
+
+def _log_lines(doc: Dict[str, Any]) -> List[str]:
+    """The evidence as git bisect commands; a series has no commits, so its lines are comments."""
+    states = doc["states"]
+    series = bool(doc["plan"]["series"])
+    out = [f"# labrunner bisect of {doc['plan']['kernel']} on {doc['plan']['test']}, bug: "
+           f"{doc['bug'].get('title') or doc['bug'].get('regex')}"]
+    if not series:
+        out.append(f"git bisect start {states[-1]['commit']} {states[0]['commit']}")
+    for s in states:
+        verdict = "skip" if s.get("build_error") else "bad" if s["crashes"] else "good" if s["runs"] else None
+        if verdict is None:
+            continue
+        note = f"# {s['label']}: {s['crashes']} of {s['runs']} runs showed it ({s['excluded']} told nothing)"
+        out += [note, f"# {verdict}: {s['subject']}" if series else f"git bisect {verdict} {s['commit']}"]
+    if doc.get("answer"):
+        out.append(f"# answer: {doc['answer']['summary']}")
+    return out
+
+
+def _save(folder: Path, doc: Dict[str, Any]) -> None:
+    write_json_atomic(folder / "bisect.json", doc)
+    (folder / "bisect.log").write_text("\n".join(_log_lines(doc)) + "\n")
+
+
+def start(plan: Plan, results: Path) -> Path:
+    folder = fresh_dir(results, f"bisect-{utc_stamp()}-{plan.kernel}")
+    doc = {"id": folder.name, "plan": dataclasses.asdict(plan), "bug": {"regex": plan.match} if plan.match else {},
+           "started_at": now(), "finished_at": None, "wall_s": 0.0, "answer": None,
+           "states": [{**s, "testable": True, "built": False, "build_error": None, "runs": 0, "crashes": 0,
+                       "excluded": 0, "run_ids": []} for s in plan.states]}
+    _save(folder, doc)
+    return folder
+
+
+def run_bisect(lab: Lab, folder: Path, progress: Callable[[str], None] = lambda s: None,
+               build: Callable = build_state, run: Callable = runner.run_test) -> Dict[str, Any]:
+    """Bisect (or go on bisecting) the bisection in FOLDER to its end; bisect.json's contents, with
+    "exit": 0 culprit found, 1 not reproduced / good end has it too / no answer within max_runs."""
+    doc = json.loads((folder / "bisect.json").read_text())
+    plan = Plan(**doc["plan"])
+    states = doc["states"]
+    search = Search(len(states), [s["testable"] for s in states],
+                    crashes=[s["crashes"] for s in states], runs=[s["runs"] for s in states])
+    t0, wall0 = time.monotonic(), doc["wall_s"]
+    kernels: Dict[int, Kernel] = {}
+    while True:
+        doc["wall_s"] = round(wall0 + time.monotonic() - t0, 1)
+        verdict = _verdict(search, plan, sum(s["runs"] + s["excluded"] for s in states))
+        if verdict is not None:
+            doc.update(answer=_answer(search, states, verdict), finished_at=now())
+            _save(folder, doc)
+            return {**doc, "exit": doc["answer"]["exit"]}
+        index = search.next_state()
+        if index not in kernels:
+            progress(f"bisect: building {states[index]['label']} ({states[index]['subject'][:60]})")
+            try:
+                kernels[index] = build(lab, plan, index, progress)
+                states[index]["built"] = True
+            except (BuildError, UserError) as e:
+                states[index].update(testable=False, build_error=" ".join(str(e).splitlines()[:3])[:500])
+                search.testable = [s["testable"] for s in states]
+                if index in (0, len(states) - 1):
+                    raise UserError(f"the {'good' if index == 0 else 'bad'} end does not build: {e}") from None
+                _save(folder, doc)
+                continue
+        progress(f"bisect: running {plan.test} on {states[index]['label']}")
+        record = run(dataclasses.replace(lab, kernels={**lab.kernels, kernels[index].name: kernels[index]}),
+                     plan.test, kernel=kernels[index].name, results=folder / "runs", duration=plan.duration,
+                     stop_on_first_splat=True, progress=progress)
+        if not doc["bug"] and index == len(states) - 1:
+            first = next((s for s in record.get("splats", []) if not s.get("ignored")), None)
+            if first is not None:  # the bug is the first report at the bad end
+                doc["bug"] = {"signature": first["signature"], "title": first["title"]}
+        seen = outcome(record, doc["bug"]) if doc["bug"] else (False if record.get("verdict") == "pass" else None)
+        state = states[index]
+        state["run_ids"].append(record.get("id"))
+        if seen is None:
+            state["excluded"] += 1
+        else:
+            search.record(index, seen)
+            state["runs"], state["crashes"] = search.runs[index], search.crashes[index]
+        _save(folder, doc)
+
+
+def _verdict(search: Search, plan: Plan, spent: int) -> Optional[str]:
+    if search.reproduced(CONFIRM_RUNS) is False:
+        return "not reproduced"
+    if search.done(plan.confidence):
+        return "found"
+    if spent >= plan.max_runs:
+        return "out of runs"
+    return None
+
+
+def _answer(search: Search, states: List[Dict[str, Any]], verdict: str) -> Dict[str, Any]:
+    ranked = search.ranked()
+    top = ranked[0]
+    culprits = states[top["first"]:top["last"] + 1]
+    if verdict == "not reproduced":
+        summary, status = f"the bug did not show in {search.runs[-1]} runs at the bad end", 1
+    elif top["first"] == 0:
+        summary, status = "the good end shows the bug too: no culprit between the ends", 1
+    elif verdict == "out of runs":
+        summary, status = f"no culprit at the confidence asked after {sum(search.runs)} runs; best guess: " \
+                          f"{culprits[0]['label']} ({top['p']:.0%})", 1
+    elif len(culprits) == 1:
+        summary, status = f"{culprits[0]['label']} {culprits[0]['subject']} ({top['p']:.1%})", 0
+    else:
+        summary = (f"one of {', '.join(c['label'] for c in culprits)} ({top['p']:.1%}; "
+                   f"{', '.join(c['label'] for c in culprits if not c['testable'])} did not build)")
+        status = 0
+    return {"summary": summary, "exit": status, "first": top["first"], "last": top["last"],
+            "culprits": [{k: c[k] for k in ("label", "commit", "subject", "author", "patches")} for c in culprits],
+            "p_bug": round(search.p_estimate(), 3),
+            "candidates": [{"states": [s["label"] for s in states[r["first"]:r["last"] + 1]], "p": round(r["p"], 4)}
+                           for r in ranked[:5]]}

@@ -1,0 +1,157 @@
+"""The bisection search against a simulated oracle (lab.bisect_sim): seeded trials, no kernel, no QEMU.
+The run counts against pkg/bisect's rules are in bench/bisect.py and the README."""
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from labrunner import config
+from labrunner.config import Kernel
+from labrunner.errors import UserError
+from labrunner.lab import bisect, bisect_sim
+from labrunner.lab.bisect_search import Search
+
+from .conftest import GOOD
+
+TRIALS = 150
+
+
+@pytest.mark.parametrize("states", [17, 65])  # 16 and 64 commits after the good end
+@pytest.mark.parametrize("p", [1.0, 0.5, 0.3])
+@pytest.mark.parametrize("stray", [0.0, 0.02])
+def test_the_culprit_is_named(states, p, stray):
+    rng = random.Random(f"{states}-{p}-{stray}")
+    outcomes = [bisect_sim.trial(rng, states, p, stray) for _ in range(TRIALS)]
+    correct = sum(o.correct for o in outcomes) / TRIALS
+    # The goal is 95%, and 1000 trials a setting measure 94-100% (README: bisect); 150 seeded trials
+    # vary by about 2%, so this guards against regressions below that.
+    assert correct >= 0.92, correct
+
+
+@pytest.mark.parametrize("p", [1.0, 0.3])
+def test_a_state_that_does_not_build_is_never_a_wrong_single_culprit(p):
+    rng = random.Random(p)
+    outcomes = [bisect_sim.trial(rng, 17, p, 0.0, untestable=True) for _ in range(TRIALS)]
+    singles_wrong = sum(o.answer[0] == o.answer[1] and not o.correct for o in outcomes)
+    assert any(o.answer[0] != o.answer[1] for o in outcomes)  # ranges come back, with the unbuildable state
+    assert singles_wrong <= (0 if p == 1.0 else TRIALS * 0.08)  # a flaky bug's misses are its noise
+
+
+def test_untestable_states_join_the_next_testable_one():
+    s = Search(8, [True, True, False, False, True, True, False, True])
+    assert s.classes() == [(0, 0), (1, 1), (2, 4), (5, 5), (6, 7)]
+
+
+def test_the_bad_end_comes_first_and_a_bug_that_never_shows_is_said():
+    s = Search(9, [True] * 9)
+    assert s.next_state() == 8
+    for _ in range(20):
+        s.record(8, False)
+    assert s.reproduced(20) is False
+
+
+def test_a_good_end_that_has_the_bug_too_is_the_answer():
+    s = Search(9, [True] * 9)
+    rng = random.Random(3)
+    for _ in range(200):
+        if s.done(0.95):
+            break
+        state = s.next_state()
+        s.record(state, rng.random() < 0.8)  # every state, the good end too, has it
+    assert s.ranked()[0]["first"] == 0 and s.done(0.95)
+
+
+def test_beats_pkg_bisect_rules_on_a_flaky_bug():
+    rng_a, rng_b = random.Random(1), random.Random(1)
+    ours = [bisect_sim.trial(rng_a, 65, 0.5, 0.02) for _ in range(60)]
+    theirs = [bisect_sim.baseline(rng_b, 65, 0.5, 0.02) for _ in range(60)]
+    assert sum(o.runs for o in ours) < sum(o.runs for o in theirs) / 2
+
+
+# --- the bisection itself, with a fake build and a fake run (no kernel, no QEMU) ---------------------
+
+BUG = {"signature": "5ab1", "title": "possible deadlock in kvm_dev_ioctl", "ignored": False}
+OTHER = {"signature": "0the", "title": "WARNING in something_else", "ignored": False}
+
+
+class FakeLab:
+    """Runs of a history of 17 states whose culprit is CULPRIT, the bug showing in half the runs;
+    state UNBUILDABLE does not build; every 7th run of a clean state reports another bug."""
+
+    def __init__(self, culprit=11, unbuildable=None, stop_after=None, other=1 / 7):
+        self.culprit, self.unbuildable, self.stop_after, self.other = culprit, unbuildable, stop_after, other
+        self.calls, self.builds = 0, []
+        self.history = []  # the state of every run so far, this bisection's earlier runs included
+
+    def build(self, lab, plan, index, progress):
+        if index == self.unbuildable:
+            raise UserError("patch does not apply")
+        self.builds.append(index)
+        return Kernel(name=f"k-bisect-{index}", kind="path", path=Path("/nonexistent"))
+
+    def run(self, lab, test, *, kernel, results, duration, stop_on_first_splat, progress):
+        self.calls += 1
+        if self.stop_after is not None and self.calls > self.stop_after:
+            raise KeyboardInterrupt
+        index = int(kernel.rsplit("-", 1)[1])
+        n = sum(1 for k in self.history if k == index)
+        self.history.append(index)
+        roll = random.Random(f"{index}-{n}").random()  # the same runs whatever was interrupted
+        if index >= self.culprit and roll < 0.5:
+            return {"id": f"r{self.calls}", "verdict": "fail", "splats": [BUG]}
+        if index < self.culprit and roll < self.other:
+            return {"id": f"r{self.calls}", "verdict": "fail", "splats": [OTHER]}
+        return {"id": f"r{self.calls}", "verdict": "pass", "splats": []}
+
+
+def _plan(states=17):
+    return bisect.Plan(kernel="k", test="smoke", confidence=0.95, max_runs=300, duration=None, match=None,
+                       series=[], states=[{"label": f"c{i}", "commit": f"{i:040x}", "subject": f"commit {i}",
+                                           "author": "A <a@b>", "patches": 0} for i in range(states)])
+
+
+def _bisect(lab, folder, fake):
+    return bisect.run_bisect(lab, folder, build=fake.build, run=fake.run)
+
+
+def test_a_flaky_bug_is_bisected_and_other_reports_tell_nothing(write_lab, tmp_path):
+    lab = config.load(write_lab(GOOD))
+    folder = bisect.start(_plan(), tmp_path / "results")
+    doc = _bisect(lab, folder, FakeLab())
+    assert doc["exit"] == 0 and [c["label"] for c in doc["answer"]["culprits"]] == ["c11"], doc["answer"]
+    assert doc["bug"]["signature"] == "5ab1"
+    assert sum(s["excluded"] for s in doc["states"]) > 0  # the other bug's reports were set aside
+    log = (folder / "bisect.log").read_text()
+    assert f"git bisect start {16:040x} {0:040x}" in log and f"git bisect bad {11:040x}" in log
+
+
+def test_an_interrupted_bisection_resumes_to_the_same_answer(write_lab, tmp_path):
+    lab = config.load(write_lab(GOOD))
+    whole = _bisect(lab, bisect.start(_plan(), tmp_path / "a"), FakeLab())
+    folder = bisect.start(_plan(), tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        _bisect(lab, folder, FakeLab(stop_after=9))
+    halfway = json.loads((folder / "bisect.json").read_text())
+    assert sum(s["runs"] + s["excluded"] for s in halfway["states"]) == 9 and halfway["answer"] is None
+    resumed = FakeLab()
+    resumed.history = [i for i, s in enumerate(halfway["states"]) for _ in range(s["runs"] + s["excluded"])]
+    doc = _bisect(lab, folder, resumed)
+    assert doc["answer"]["culprits"] == whole["answer"]["culprits"]
+    assert sum(s["runs"] + s["excluded"] for s in doc["states"]) == \
+        sum(s["runs"] + s["excluded"] for s in whole["states"])  # the same runs, none twice
+
+
+def test_an_unbuildable_culprit_comes_back_as_a_range(write_lab, tmp_path):
+    lab = config.load(write_lab(GOOD))
+    fake = FakeLab(culprit=11, unbuildable=11)
+    doc = _bisect(lab, bisect.start(_plan(), tmp_path / "r"), fake)
+    assert [c["label"] for c in doc["answer"]["culprits"]] == ["c11", "c12"], doc["answer"]
+    assert "c11 did not build" in doc["answer"]["summary"] and 11 not in fake.builds
+
+
+def test_a_bug_that_does_not_show_at_the_bad_end(write_lab, tmp_path):
+    lab = config.load(write_lab(GOOD))
+    doc = _bisect(lab, bisect.start(_plan(), tmp_path / "n"), FakeLab(culprit=99, other=0))
+    assert doc["exit"] == 1 and "did not show in 10 runs" in doc["answer"]["summary"]
+    assert sum(s["runs"] for s in doc["states"]) == 10
