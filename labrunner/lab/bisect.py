@@ -15,6 +15,7 @@ from it), bisect.log (the evidence as git bisect commands: `git bisect replay bi
 """
 
 import dataclasses
+import email.parser
 import json
 import logging
 import re
@@ -61,11 +62,10 @@ def series_states(patches: Sequence[Path], base: str) -> List[Dict[str, Any]]:
     """The base, then the base with the first 1..N patches."""
     out = [{"label": "base", "commit": base, "subject": f"{base} without the series", "author": "", "patches": 0}]
     for i, patch in enumerate(patches, start=1):
-        text = patch.read_text(errors="replace")
-        subject = next((line[len("Subject: "):] for line in text.splitlines() if line.startswith("Subject: ")),
-                       patch.name)
-        author = next((line[len("From: "):] for line in text.splitlines() if line.startswith("From: ")), "")
-        out.append({"label": f"patch {i}", "commit": base, "subject": subject.strip(), "author": author, "patches": i})
+        mail = email.parser.HeaderParser().parsestr(patch.read_text(errors="replace"))  # folded headers too
+        subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", " ".join(str(mail["Subject"] or patch.name).split()))
+        out.append({"label": f"patch {i}", "commit": base, "subject": subject, "author": str(mail["From"] or ""),
+                    "patches": i})
     return out
 
 

@@ -1,5 +1,5 @@
 """A simulated bisection oracle, and syzkaller pkg/bisect's published rules as a baseline: what the
-search is measured against (tests and bench/bisect.py), with no kernel and no QEMU.
+search is measured against (tests and bench/bisection.py), with no kernel and no QEMU.
 
 A trial: a linear history of STATES states, the culprit uniform over 1..N, a bug that reproduces with
 probability P on states at or after it, stray crashes with probability STRAY on states before it, and

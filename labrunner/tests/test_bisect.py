@@ -1,5 +1,5 @@
 """The bisection search against a simulated oracle (lab.bisect_sim): seeded trials, no kernel, no QEMU.
-The run counts against pkg/bisect's rules are in bench/bisect.py and the README."""
+The run counts against pkg/bisect's rules are in bench/bisection.py and the README."""
 import json
 import random
 from pathlib import Path
@@ -155,3 +155,14 @@ def test_a_bug_that_does_not_show_at_the_bad_end(write_lab, tmp_path):
     doc = _bisect(lab, bisect.start(_plan(), tmp_path / "n"), FakeLab(culprit=99, other=0))
     assert doc["exit"] == 1 and "did not show in 10 runs" in doc["answer"]["summary"]
     assert sum(s["runs"] for s in doc["states"]) == 10
+
+
+def test_a_series_is_split_into_its_patches_with_their_subjects(tmp_path):
+    mail = ("From 0123 Mon Sep 17 00:00:00 2001\nFrom: A Dev <a@dev.org>\nSubject: [PATCH v3 {i}/2] KVM: x86: a subject\n"
+            " folded onto a second line\n\n---\n a.c | 1 +\n")
+    (tmp_path / "v3.mbox").write_text(mail.format(i=1) + mail.format(i=2))
+    patches = bisect.split_series(tmp_path / "v3.mbox", tmp_path / "split")
+    states = bisect.series_states(patches, "v6.12")
+    assert [(s["label"], s["patches"]) for s in states] == [("base", 0), ("patch 1", 1), ("patch 2", 2)]
+    assert states[2]["subject"] == "KVM: x86: a subject folded onto a second line"
+    assert states[1]["author"] == "A Dev <a@dev.org>" and all(s["commit"] == "v6.12" for s in states)

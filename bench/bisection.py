@@ -4,8 +4,8 @@ oracle (labrunner/lab/bisect_sim.py), in one run: 64 commits after the good end,
 a bug that shows in p of the runs, stray reports on good commits in 0% or 2% of runs.
 
 Goal (64 commits): at most 15 runs at p = 1, 40 at p = 0.5 and 75 at p = 0.3, at 95% or more correct.
-Both sides get the same seeded worlds. Writes bench/out/bisect.json.
-Usage: .venv/bin/python bench/bisect.py [--trials 1000]
+Both sides get the same seeded worlds. Writes bench/out/bisection.json.
+Usage: .venv/bin/python bench/bisection.py [--trials 1000]
 """
 
 import argparse
@@ -48,7 +48,7 @@ def main() -> int:
             rows.append(row)
     result = {"date": time.strftime("%Y-%m-%d"), "trials": args.trials, "states": args.states, "rows": rows}
     (REPO / "bench" / "out").mkdir(parents=True, exist_ok=True)
-    (REPO / "bench" / "out" / "bisect.json").write_text(json.dumps(result, indent=2) + "\n")
+    (REPO / "bench" / "out" / "bisection.json").write_text(json.dumps(result, indent=2) + "\n")
     return 0
 
 
