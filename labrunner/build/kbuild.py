@@ -51,7 +51,8 @@ class Built:
         return self.dir / "bzImage"
 
 
-def _git(repo: Path, *args: str, timeout: float = 600, what: str = "git") -> str:
+def git(repo: Path, *args: str, timeout: float = 600, what: str = "git") -> str:
+    """git -C REPO ARGS as labrunner's own identity; its stdout."""
     return process.run(["git", "-C", str(repo), *GIT_ID, *args], timeout=timeout, what=what)
 
 
@@ -70,10 +71,10 @@ def debian_source(package: str, cache: Path, progress: Callable[[str], None]) ->
             process.run(["tar", "-xf", str(tarball), "-C", tmp], timeout=1200, what="unpacking the kernel source")
             (tree,) = [p for p in Path(tmp).glob("linux-source-*") if p.is_dir()]
             progress("making it a git repository")
-            _git(tree, "init", "-q", what="git init")
+            git(tree, "init", "-q", what="git init")
             # Debian's top-level .gitignore ignores everything ("/*"): force, the tree is pristine.
-            _git(tree, "add", "-f", "-A", timeout=1800, what="git add")
-            _git(tree, "commit", "-q", "-m", f"{name} {version}", timeout=1800, what="git commit")
+            git(tree, "add", "-f", "-A", timeout=1800, what="git add")
+            git(tree, "commit", "-q", "-m", f"{name} {version}", timeout=1800, what="git commit")
             tree.rename(dest)
     return cache_mod.get_or_build(cache, repo, make)
 
@@ -83,7 +84,7 @@ def git_source(tree: Path, cache: Path) -> Path:
     repo = cache / "src" / ("git-" + hashlib.sha256(str(tree).encode()).hexdigest()[:12])
     if repo.exists():
         with cache_mod.locked(repo, what=f"the clone of {tree}"):
-            _git(repo, "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*",
+            git(repo, "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*",
                  timeout=1800, what=f"fetching {tree}")
         return repo
     return cache_mod.get_or_build(cache, repo, lambda dest: process.run(
@@ -96,12 +97,12 @@ def source_commit(recipe: SourceRecipe, cache: Path, progress: Callable[[str], N
         repo = debian_source(recipe.debian_package, cache, progress)
         ref = recipe.ref or "HEAD"  # a ref: another commit of the imported source (a bisection's)
         try:
-            return repo, _git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+            return repo, git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
         except InfraError:
             raise UserError(f"{repo}: no commit '{ref}'") from None
     repo = git_source(recipe.tree, cache)
     try:
-        return repo, _git(repo, "rev-parse", "--verify", f"{recipe.ref}^{{commit}}").strip()
+        return repo, git(repo, "rev-parse", "--verify", f"{recipe.ref}^{{commit}}").strip()
     except InfraError:
         raise UserError(f"{recipe.tree}: no commit '{recipe.ref}'") from None
 
@@ -139,7 +140,7 @@ def apply_patches(src: Path, base: str, patches: Sequence[Path]) -> None:
     """Reset SRC to BASE and apply PATCHES in order (git am; plain diffs with git apply); a clear error
     naming the patch and the hunk that failed."""
     _am_abort(src)  # a stale one, from a run that was interrupted
-    _git(src, "checkout", "-q", "-f", "--detach", base, timeout=1800, what="git checkout")
+    git(src, "checkout", "-q", "-f", "--detach", base, timeout=1800, what="git checkout")
     for patch in patches:
         if patch.read_bytes().startswith(b"From "):  # a mail (git format-patch, an mbox): git am
             argv = [["git", "-C", str(src), *GIT_ID, "am", "-q", "--keep-cr", str(patch)]]
@@ -240,7 +241,7 @@ def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda 
     warm directory take turns in it."""
     recipe = kernel.source
     repo, commit = source_commit(recipe, cache, progress)
-    tree_hash = _git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
+    tree_hash = git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
     patches = patch_files([*recipe.patches, *extra_patches])
     key = build_key(tree_hash, patches, recipe)
     dest = cache / "kernels" / "built" / f"{kernel.name}-{key}"
@@ -268,8 +269,8 @@ def _build_in(work: Path, repo: Path, commit: str, patches: Sequence[Path], reci
     if not (src / ".git").exists():
         work.mkdir(parents=True, exist_ok=True, mode=0o700)
         with cache_mod.locked(repo, what=f"the source repository {repo.name}"):  # its worktree list
-            _git(repo, "worktree", "prune", what="git worktree prune")
-            _git(repo, "worktree", "add", "-q", "--detach", str(src), commit, timeout=1800, what="git worktree add")
+            git(repo, "worktree", "prune", what="git worktree prune")
+            git(repo, "worktree", "add", "-q", "--detach", str(src), commit, timeout=1800, what="git worktree add")
     progress(f"applying {len(patches)} patches" if patches else "checking out the source")
     apply_patches(src, commit, patches)
     out.mkdir(parents=True, exist_ok=True)

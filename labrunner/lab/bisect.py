@@ -36,24 +36,20 @@ log = logging.getLogger(__name__)
 CONFIRM_RUNS = 10  # runs at the bad end without the bug before saying it does not reproduce
 
 
-def _git(repo: Path, *args: str) -> str:
-    return process.run(["git", "-C", str(repo), *args], timeout=120, what=f"git {args[0]}")
-
-
 def commit_states(repo: Path, good: str, bad: str) -> List[Dict[str, Any]]:
     """The good end, then every first-parent commit up to and with the bad end, oldest first."""
     def rev(ref: str) -> str:
         try:
-            return _git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+            return kbuild.git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
         except LabError:
             raise UserError(f"no commit '{ref}' in {repo}") from None
     good_id, bad_id = rev(good), rev(bad)
-    ids = _git(repo, "rev-list", "--first-parent", "--reverse", f"{good_id}..{bad_id}").split()
+    ids = kbuild.git(repo, "rev-list", "--first-parent", "--reverse", f"{good_id}..{bad_id}").split()
     if not ids:
         raise UserError(f"{bad} is not after {good} on its first-parent history")
     out = []
     for commit in [good_id, *ids]:
-        subject, author = _git(repo, "log", "-1", "--format=%s%x00%an <%ae>", commit).rstrip("\n").split("\0")
+        subject, author = kbuild.git(repo, "log", "-1", "--format=%s%x00%an <%ae>", commit).rstrip("\n").split("\0")
         out.append({"label": commit[:12], "commit": commit, "subject": subject, "author": author, "patches": 0})
     return out
 
