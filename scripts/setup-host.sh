@@ -82,11 +82,13 @@ fi
 
 echo "setup-host: installing ${missing[*]:-} qemu-system-x86/$backports qemu-utils/$backports"
 $SUDO apt-get update -q
-# Only QEMU comes from backports (apt picks its own dependencies there as needed); everything else
-# from the release itself. ("-t backports" would apply to every package on the line.)
+# Only QEMU comes from backports; everything else from the release itself. QEMU gets a line of its own
+# with -t, which also lets apt take QEMU's dependencies (qemu-system-common, seabios, ...) from
+# backports: "qemu-system-x86/$backports" alone leaves them at the release's versions, which the
+# backported QEMU cannot use ("not installable").
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
-$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-    "qemu-system-x86/$backports" "qemu-utils/$backports"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t "$backports" \
+    qemu-system-x86 qemu-utils
 if [ "$(qemu_major)" -lt "$qemu_min" ]; then
     echo "setup-host: qemu-system-x86_64 is older than $qemu_min after install" >&2
     exit 3
