@@ -1,9 +1,9 @@
 """lab.yaml's `tests:` section: what a run does in the guest, for how long, with which vCPU hotplug
-schedule, which reports it ignores, and its timeouts."""
+schedule (and which QEMU CPU properties plugged vCPUs get), which reports it ignores, and its timeouts."""
 
 import dataclasses
 import re
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Tuple, Union
 
 from .schema import REQUIRED, Ctx, Map, boolean, integer, kind, mapping, number, regex_list, string
 
@@ -19,11 +19,19 @@ class Timeouts:
 @dataclasses.dataclass(frozen=True)
 class HotplugSpec:
     """The host's vCPU hotplug schedule: an action about every PERIOD_S seconds (randomised by SEED,
-    random and recorded when None) on up to SLOTS of the machine's hot-pluggable slots."""
+    random and recorded when None) on up to SLOTS of the machine's hot-pluggable slots.
+
+    CPU_PROPS are QEMU CPU properties (("svm", False), ...) that a share CPU_PROPS_SHARE of the plugs
+    get, drawn from the seed. EXPECT_ONLINE false: the guest should refuse to online such a vCPU (a
+    kernel that checks a new CPU's compatibility before using it), so a refusal confirms the plug and
+    an online is a hotplug failure."""
     period_s: float
     slots: int
     seed: Optional[int]
     confirm_timeout: int
+    cpu_props: Tuple[Tuple[str, Union[bool, int, str]], ...] = ()
+    cpu_props_share: float = 1.0
+    expect_online: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,14 +59,49 @@ def _timeouts(ctx: Ctx) -> Timeouts:
     }))
 
 
+def _cpu_props(ctx: Ctx) -> Tuple[Tuple[str, Union[bool, int, str]], ...]:
+    """QEMU CPU properties, as device_add takes them: QMP wants a boolean property as true/false, so
+    QEMU's command-line spelling "on"/"off" becomes one."""
+    if not isinstance(ctx.node, dict) or not ctx.node:
+        raise ctx.error(f"expected a mapping of QEMU CPU properties (e.g. svm: false), got {kind(ctx.node)}")
+    out = []
+    for key, value in ctx.node.items():
+        if not re.fullmatch(r"[a-z][a-z0-9_.-]*", key):
+            raise ctx.error("not a QEMU property name", key)
+        if key in ("id", "driver", "socket-id", "core-id", "thread-id", "die-id", "module-id", "cluster-id"):
+            raise ctx.error("set by the hotplug controller itself", key)
+        if isinstance(value, str) and value in ("on", "off"):
+            value = value == "on"
+        elif not isinstance(value, (bool, int, str)):
+            raise ctx.error(f"expected true/false, a number or a string, got {kind(value)}", key)
+        out.append((key, value))
+    return tuple(out)
+
+
+def _share(ctx: Ctx) -> float:
+    value = number(0.0)(ctx)
+    if value > 1:
+        raise ctx.error(f"a share of the plugs, from 0 to 1, got {ctx.node}")
+    return value
+
+
 def _hotplug(ctx: Ctx) -> HotplugSpec:
     f = mapping(ctx, {
         "period": (number(0.5), 4.0),
         "slots": (integer(1), 2),
         "seed": (integer(0), None),
         "confirm_timeout": (integer(1), 30),
+        "cpu_props": (_cpu_props, ()),
+        "cpu_props_share": (_share, 1.0),
+        "expect_online": (boolean, True),
     })
-    return HotplugSpec(period_s=f["period"], slots=f["slots"], seed=f["seed"], confirm_timeout=f["confirm_timeout"])
+    if not f["cpu_props"]:
+        for key in ("cpu_props_share", "expect_online"):
+            if key in ctx.node:
+                raise ctx.error("applies to plugs with 'cpu_props', and there are none", key)
+    return HotplugSpec(period_s=f["period"], slots=f["slots"], seed=f["seed"], confirm_timeout=f["confirm_timeout"],
+                       cpu_props=f["cpu_props"], cpu_props_share=f["cpu_props_share"],
+                       expect_online=f["expect_online"])
 
 
 def _env(ctx: Ctx) -> Dict[str, str]:

@@ -3,7 +3,9 @@
 The slots are the vCPUs cold-plugged with ids by qemu.hotplug_cpu_devices() (see there why). On a
 schedule (a period, randomised by a recorded seed), the controller picks a slot and unplugs it or
 plugs it back, and confirms each action within a bound:
-- a plug: the guest onlined the CPU, announced by lab-cpu-agent on the console with its APIC ID;
+- a plug: the guest onlined the CPU, announced by lab-cpu-agent on the console with its APIC ID; or
+  refused to, when the plug's CPU properties (cpu_props: {svm: false}) make it one the kernel should
+  refuse (expect_online: false), and lab-cpu-agent says so with the errno;
 - an unplug: the slot shows empty again in query-hotpluggable-cpus (QEMU 10 sends DEVICE_DELETED
   for the CPU's lapic child, not always for the CPU, so the slot is polled).
 A slot whose unplug is unconfirmed is never plugged again until it shows empty: QEMU aborts on that.
@@ -26,7 +28,11 @@ from .qmp import Monitor
 
 log = logging.getLogger(__name__)
 
-AGENT_LINE = re.compile(r"lab-cpu-agent: cpu(\d+) online apicid (-?\d+)")
+# "lab-cpu-agent: cpu3 online apicid 3", or "lab-cpu-agent: cpu3 online refused (EIO) apicid 3"
+AGENT_LINE = re.compile(r"lab-cpu-agent: cpu(\d+) online (?:refused \((\w+)\) )?apicid (-?\d+)")
+# The kernel's own word on a CPU it brings up: a CPU it then refused is in no /proc/cpuinfo, so the
+# agent cannot tell its APIC ID (apicid -1); this line can.
+BOOTING_LINE = re.compile(r"Booting Node \d+ Processor (\d+) APIC (0x[0-9a-f]+)")
 
 
 @dataclasses.dataclass
@@ -59,11 +65,13 @@ class Controller:
         # Multi-threaded TCG needs a fresh vCPU context per plug (see qemu.declared_cpus).
         self.plugs_left: Optional[int] = machine.tcg_plug_budget if accel.name == "tcg" else None
         # plug_failures and unplug_timeouts are the guest's (a kernel failure), refused is QEMU's.
+        # online_refused: plugs with cpu_props that the guest refused, as expect_online: false wants.
         self.stats = {"plugged": 0, "unplugged": 0, "plug_failures": 0, "unplug_timeouts": 0, "refused": 0,
-                      "abandoned": 0}
+                      "abandoned": 0, "online_refused": 0}
         self.failures: List[str] = []  # what went wrong, slot and CPU named, for the verdict's reason
         self.error: Optional[BaseException] = None
-        self._announced: List[tuple] = []  # (monotonic time, apicid, guest cpu) from lab-cpu-agent
+        self._announced: List[tuple] = []  # (monotonic time, apicid, guest cpu, errno or None) from lab-cpu-agent
+        self._apic_of_cpu: Dict[int, int] = {}  # from the kernel's "Booting ... Processor C APIC 0xA"
         self._announce_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
@@ -112,23 +120,43 @@ class Controller:
         action, slot = self.rng.choice(choices)
         (self.plug if action == "plug" else self.unplug)(slot)
 
+    def _draw_props(self) -> Dict[str, Any]:
+        """This plug's CPU properties: cpu_props for a share cpu_props_share of the plugs. The draw is
+        made only for tests that have cpu_props, so other tests' seeded schedules stay as they were."""
+        if not self.spec.cpu_props or self.rng.random() >= self.spec.cpu_props_share:
+            return {}
+        return dict(self.spec.cpu_props)
+
     def plug(self, slot: Slot) -> None:
         t0 = time.monotonic()
         props = {"socket-id": slot.socket, "core-id": 0, "thread-id": 0}
-        if not self._request("plug", slot, t0, "device_add", {"driver": self.driver, "id": slot.id, **props}):
+        cpu_props = self._draw_props()
+        if not self._request("plug", slot, t0, "device_add", {"driver": self.driver, "id": slot.id, **props, **cpu_props},
+                             cpu_props):
             return
         slot.plugged = True
         if self.plugs_left is not None:
             self.plugs_left -= 1
         apic = self.qmp.execute("qom-get", {"path": f"/machine/peripheral/{slot.id}", "property": "apic-id"})
-        ok = self._wait(lambda: self._was_announced(apic, t0), t0, 0.1)
+        what = f"plug of {slot.id} (apicid {apic}" + "".join(f", {k}={v}" for k, v in cpu_props.items()) + ")"
+        refusable = bool(cpu_props) and not self.spec.expect_online
+        answer: List[Optional[str]] = []
+        ok = self._wait(lambda: self._answer(apic, t0, answer), t0, 0.1)
         if ok is None:
             self._outcome("plug", slot, None, t0, "the run ended before the guest onlined it")
-        elif ok:
+        elif not ok:
+            self._outcome("plug", slot, False, t0, f"{what}: the guest did not online it within "
+                                                      f"{self.spec.confirm_timeout} s")
+        elif answer[0] is None and refusable:
+            self._outcome("plug", slot, False, t0, f"{what}: the guest onlined it, though a kernel should refuse "
+                                                      f"such a CPU (expect_online: false)")
+        elif answer[0] is None:
             self._outcome("plug", slot, True, t0, f"guest onlined apicid {apic}")
+        elif refusable:
+            self.stats["online_refused"] += 1
+            self._outcome("plug", slot, True, t0, f"guest refused to online apicid {apic} ({answer[0]}), as expected")
         else:
-            self._outcome("plug", slot, False, t0, f"plug of {slot.id} (apicid {apic}): the guest did not online "
-                                                      f"it within {self.spec.confirm_timeout} s")
+            self._outcome("plug", slot, False, t0, f"{what}: the guest refused to online it ({answer[0]})")
 
     def unplug(self, slot: Slot) -> None:
         t0 = time.monotonic()
@@ -147,10 +175,11 @@ class Controller:
             self._outcome("unplug", slot, False, t0, f"unplug of {slot.id} (apicid {apic}{cpu}): the guest did not "
                                                         f"release it within {self.spec.confirm_timeout} s")
 
-    def _request(self, action: str, slot: Slot, t0: float, command: str, args: Dict[str, Any]) -> bool:
+    def _request(self, action: str, slot: Slot, t0: float, command: str, args: Dict[str, Any],
+                 cpu_props: Optional[Dict[str, Any]] = None) -> bool:
         """Journal ACTION and send COMMAND; False (and a failed outcome) if QEMU refused it. A lost
         monitor is not a refusal: it propagates, and the run judges it."""
-        self.qmp.note({"action": action, "slot": slot.id})
+        self.qmp.note({"action": action, "slot": slot.id, **({"cpu_props": cpu_props} if cpu_props else {})})
         try:
             self.qmp.execute(command, args)
             return True
@@ -200,16 +229,26 @@ class Controller:
     def _on_console(self, line: str) -> None:
         m = AGENT_LINE.search(line)
         if m:
+            cpu, apic = int(m.group(1)), int(m.group(3))
             with self._announce_lock:
-                self._announced.append((time.monotonic(), int(m.group(2)), int(m.group(1))))
+                if apic < 0:
+                    apic = self._apic_of_cpu.get(cpu, apic)
+                self._announced.append((time.monotonic(), apic, cpu, m.group(2)))
                 del self._announced[:-64]
+        elif "Booting" in line and (b := BOOTING_LINE.search(line)):
+            with self._announce_lock:
+                self._apic_of_cpu[int(b.group(1))] = int(b.group(2), 16)
 
     def _cpu_of(self, apic: int) -> str:
         """", cpuN" for the guest's last announcement of APIC, if any."""
         with self._announce_lock:
-            cpus = [c for _, a, c in self._announced if a == apic]
+            cpus = [c for _, a, c, _ in self._announced if a == apic]
         return f", cpu{cpus[-1]}" if cpus else ""
 
-    def _was_announced(self, apic: int, since: float) -> bool:
+    def _answer(self, apic: int, since: float, answer: List[Optional[str]]) -> bool:
+        """Whether the guest has said, since SINCE, that it onlined APIC or refused to; what it said
+        (None: onlined, else the errno) goes into ANSWER."""
         with self._announce_lock:
-            return any(t >= since and a == apic for t, a, _ in self._announced)
+            said = [errno for t, a, _, errno in self._announced if t >= since and a == apic]
+        answer[:] = said[:1]
+        return bool(said)

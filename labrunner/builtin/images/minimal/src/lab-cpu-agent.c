@@ -2,10 +2,14 @@
  * lab-cpu-agent: onlines CPUs that appear (hot-plugged by the lab), since there is no udev.
  * Polls /sys/devices/system/cpu every 50 ms; a CPU seen for the first time, or again after it
  * vanished (unplugged), is onlined once and announced on the kernel log, with its APIC ID, so the
- * lab's hotplug controller can confirm the plug:  "lab-cpu-agent: cpu3 online apicid 3".
+ * lab's hotplug controller can confirm the plug:  "lab-cpu-agent: cpu3 online apicid 3". A kernel
+ * that refuses the CPU (one without the virtualization the running VMs need, say) is announced too:
+ * "lab-cpu-agent: cpu3 online refused (EIO) apicid 3".
  * CPUs that are offlined on purpose (lab-cpu-churn) are left alone. Started by the image's init.
  */
+#define _GNU_SOURCE
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,10 +68,12 @@ int main(void)
 			int fd = open(path, O_WRONLY);
 			if (fd < 0)  /* the boot CPU has no online file */
 				continue;
-			if (write(fd, "1", 1) == 1) {
+			if (write(fd, "1", 1) == 1)
 				snprintf(msg, sizeof(msg), "<5>lab-cpu-agent: cpu%d online apicid %d\n", cpu, apicid_of(cpu));
-				announce(msg);
-			}
+			else
+				snprintf(msg, sizeof(msg), "<5>lab-cpu-agent: cpu%d online refused (%s) apicid %d\n", cpu,
+					 strerrorname_np(errno) ? strerrorname_np(errno) : "unknown", apicid_of(cpu));
+			announce(msg);
 			close(fd);
 		}
 		if (d)
