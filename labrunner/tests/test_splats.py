@@ -211,6 +211,7 @@ HEADERS = {
     "preemptible": "BUG: using smp_processor_id() in preemptible [00000000] code: vm-churn/123",
     "workqueue-lockup": "BUG: workqueue lockup - pool cpus=1 node=0 flags=0x0 nice=0 stuck for 41s!",
     "kcsan": "BUG: KCSAN: data-race in kvm_online_cpu / kvm_offline_cpu",
+    "invariant": "labrunner-invariant: online CPU without virtualization enabled: CPU4, while a VM exists",
     "unknown": "BUG: a report no row knows",
 }
 
@@ -280,3 +281,22 @@ def test_a_report_no_row_knows_still_becomes_one():
     at = next(i for i, ln in enumerate(lines) if "Call Trace:" in ln or "stack backtrace:" in ln)
     (report,) = splats.parse_lines(lines[:at] + ["INFO: lockdep is turned off."] + lines[at:])
     assert report.title == "possible deadlock in kvm_dev_ioctl"
+
+
+def test_the_guest_invariant_checker_is_a_report_of_its_own():
+    """lab-virt-check's report, as it prints it: titled without its CPU (one signature wherever it fires),
+    the CPU in its own field, ended by its end line, and the kernel's BUG after it a report apart."""
+    lines = ["[   20.1] lab-cpu-agent: cpu4 online apicid 4",
+             "[   20.6] labrunner-invariant: online CPU without virtualization enabled: CPU4, while a VM exists",
+             "[   20.6]   EFER 0xd01: SVME (bit 12) clear, in 4 reads over 150 ms, each between two reads of cpuhp "
+             "state 235 (online)",
+             "[   20.6]   CPU: 4 PID: 345 Comm: lab-virt-check Not tainted 6.1.0-57-amd64",
+             "[   20.6]   cpu4 seen online since 0.400 s, last seen offline 2.100 s ago (checker running 9.000 s)",
+             "[   20.6] ---[ end trace labrunner-invariant ]---",
+             "[   20.7] kernel BUG at arch/x86/kvm/x86.c:511!", "[   20.7] invalid opcode: 0000 [#1] PREEMPT SMP NOPTI",
+             "[   20.7] RIP: 0010:kvm_spurious_fault+0xa/0x10 [kvm]", *_TRACE_TAIL]
+    first, bug = splats.parse_lines(lines)
+    assert (first.title, first.type, first.cpu, first.comm, first.end_line) == (
+        "INVARIANT: online CPU without virtualization enabled", "INVARIANT", 4, "lab-virt-check", 6)
+    assert first.signature == splats.parse_lines([ln.replace("CPU4", "CPU2") for ln in lines[1:6]])[0].signature
+    assert bug.title == "kernel BUG in kvm_spurious_fault"

@@ -179,6 +179,11 @@ FORMATS: List[Format] = [
     # "Fatal exception in interrupt" is one panic with "Fatal exception" to syzbot.
     _f("panic", r"Kernel panic - not syncing: (?P<why>Fatal exception|.*)", "kernel panic: {why}", needs_frame=False,
        follows=True),
+    # The lab's own invariant checker in the guest (lab-virt-check) reporting a state the kernel should
+    # never be in, such as a CPU online with virtualization off while a VM exists: before any crash
+    # that state may lead to, and often instead of one. Its header says what, the next lines the
+    # evidence; it ends with an "end trace" line.
+    _f("invariant", r"labrunner-invariant: (?P<what>[^:]+):", "INVARIANT: {what}", needs_frame=False),
     # Any other report header at the start of a line, unless it is one of NOT_REPORTS: titled by its own
     # words, and its stack's frame.
     _f("unknown", r"^(?!" + "|".join(NOT_REPORTS) + r")(?:(?:BUG|WARNING|INFO|UBSAN): |Oops\b|Kernel panic\b).*",
@@ -188,6 +193,7 @@ FORMATS: List[Format] = [
 # A word every header has (test_every_format_has_a_keyword checks it): most lines have none, and a
 # search for plain words is far cheaper than trying each format's pattern.
 ANY_HEADER = re.compile(r"WARNING|BUG|INFO|general protection|nable to handle|Kernel panic|Oops|UBSAN|"
-                        r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP|trusty: panic|panicked at")
+                        r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP|trusty: panic|panicked at|"
+                        r"labrunner-invariant")
 
 assert all(f.fallback for f in FORMATS[next(i for i, f in enumerate(FORMATS) if f.fallback):]), "fallback rows go last"

@@ -31,6 +31,7 @@ _TITLE_TYPES = [(re.compile(p), t) for p, t in [
     (r"^(?:kernel BUG|BUG: bad usercopy|BUG: Bad page)", "BUG"),
     (r"^BUG: (?:spinlock|rwlock) ", "LOCKDEP"),
     (r"^(?:kernel panic|trusty: )", "DoS"),
+    (r"^INVARIANT: ", "INVARIANT"),  # the lab's own checker in the guest, not a kernel report
 ]]
 _KASAN_TITLE = re.compile(r"^KASAN: ([\w-]+)(?: (Read|Write))?")
 
