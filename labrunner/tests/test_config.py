@@ -128,7 +128,7 @@ def test_built_in_files_by_name(write_lab, tmp_path):
 
 def test_unknown_entry_name_is_a_clear_error(write_lab):
     lab = config.load(write_lab(GOOD))
-    with pytest.raises(ConfigError, match="kernels.nope: no such entry; known: debian-6.12, .*, k, stable-debug"):
+    with pytest.raises(ConfigError, match="kernels.nope: no such entry; known: debian-6.1, debian-6.12, .*, k, .*stable-debug"):
         lab.pick("kernels", "nope")
 
 

@@ -14,7 +14,7 @@
 
 static atomic_long counts_errors[COUNTS_MAX_ERRNO];
 
-static void counts_error(int err, const char *step)
+static inline void counts_error(int err, const char *step)
 {
 	if (err < 0)
 		err = -err;
@@ -24,7 +24,7 @@ static void counts_error(int err, const char *step)
 		fprintf(stderr, "error: %s: %s\n", step, err ? strerrorname_np(err) : "unknown");
 }
 
-static long counts_total_errors(void)
+static inline long counts_total_errors(void)
 {
 	long n = 0;
 	for (int i = 0; i < COUNTS_MAX_ERRNO; i++)
@@ -33,7 +33,7 @@ static long counts_total_errors(void)
 }
 
 /* {"EBUSY": 3, ...} */
-static void counts_print_errors(FILE *f)
+static inline void counts_print_errors(FILE *f)
 {
 	int first = 1;
 	fputc('{', f);
@@ -46,7 +46,7 @@ static void counts_print_errors(FILE *f)
 	fputc('}', f);
 }
 
-static double counts_now(void)
+static inline double counts_now(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -35,7 +35,7 @@ struct tinyvm {
 
 static const unsigned char tinyvm_code[] = { 0xb0, 0x42, 0xe6, 0x10, 0xf4 };
 
-static void tinyvm_close(struct tinyvm *t)
+static inline void tinyvm_close(struct tinyvm *t)
 {
 	for (int i = 0; i < t->nvcpus; i++) {
 		if (t->run[i])
@@ -53,7 +53,7 @@ static void tinyvm_close(struct tinyvm *t)
 	t->kvm = t->vm = -1;
 }
 
-static int tinyvm_fail(struct tinyvm *t, const char **step, const char *what)
+static inline int tinyvm_fail(struct tinyvm *t, const char **step, const char *what)
 {
 	int err = errno ? errno : EIO;
 	*step = what;
@@ -62,7 +62,7 @@ static int tinyvm_fail(struct tinyvm *t, const char **step, const char *what)
 }
 
 /* Steps 1-4: open /dev/kvm, create the VM, add its memory, create NVCPUS vCPUs. */
-static int tinyvm_open(struct tinyvm *t, int nvcpus, const char **step)
+static inline int tinyvm_open(struct tinyvm *t, int nvcpus, const char **step)
 {
 	memset(t, 0, sizeof(*t));
 	t->kvm = t->vm = -1;
@@ -103,7 +103,7 @@ static int tinyvm_open(struct tinyvm *t, int nvcpus, const char **step)
 }
 
 /* An exit other than the one the guest code makes: say which, with what KVM reported about it. */
-static int tinyvm_unexpected(struct kvm_run *run, const char **step, const char *wanted)
+static inline int tinyvm_unexpected(struct kvm_run *run, const char **step, const char *wanted)
 {
 	static __thread char why[160];
 
@@ -122,7 +122,7 @@ static int tinyvm_unexpected(struct kvm_run *run, const char **step, const char 
 }
 
 /* Step 5: run vCPU I through the guest code; 0 when both exits are the expected ones. */
-static int tinyvm_run(struct tinyvm *t, int i, const char **step)
+static inline int tinyvm_run(struct tinyvm *t, int i, const char **step)
 {
 	struct kvm_sregs sregs;
 	struct kvm_regs regs = { .rip = TINYVM_CODE, .rflags = 0x2 };
