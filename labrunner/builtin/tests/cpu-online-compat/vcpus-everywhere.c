@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../lib/counts.h"
+#include "../lib/cpus.h"
 #include "../lib/tinyvm.h"
 
 #define MAX_CPUS 256
@@ -78,7 +79,6 @@ int main(int argc, char **argv)
 	const char *env = getenv("LAB_DURATION");
 	double seconds = env ? atof(env) : 10;
 	int period_ms = 200, opt, was_online[MAX_CPUS] = { 0 };
-	long ncpus = sysconf(_SC_NPROCESSORS_CONF);
 	struct tinyvm hold;
 	const char *step;
 
@@ -99,15 +99,15 @@ int main(int argc, char **argv)
 	printf("vcpus-everywhere: holding a VM; a vCPU on each online CPU every %d ms\n", period_ms);
 	fflush(stdout);
 	double t0 = counts_now(), next_progress = t0 + 5;
-	if (ncpus > MAX_CPUS)
-		ncpus = MAX_CPUS;
-	for (int cpu = 0; cpu < ncpus; cpu++)
+	for (int cpu = 0; cpu < MAX_CPUS; cpu++)
 		was_online[cpu] = cpu_online(cpu);
 	while (counts_now() < t0 + seconds) {
 		pthread_t threads[MAX_CPUS];
 		int n = 0;
 
-		for (int cpu = 0; cpu < ncpus; cpu++) {
+		int end = cpus_end("present");
+
+		for (int cpu = 0; cpu < end && cpu < MAX_CPUS; cpu++) {
 			int on = cpu_online(cpu);
 			if (on && !was_online[cpu])
 				atomic_fetch_add(&new_cpus, 1);

@@ -1,6 +1,6 @@
 /*
  * vm-churn: THREADS threads create, run and destroy tiny VMs for DURATION seconds, each moving to a
- * random CPU before every VM, while the lab plugs, unplugs, onlines and offlines CPUs around them.
+ * random online CPU before every VM, while the lab plugs, unplugs, onlines and offlines CPUs around them.
  * Every VM's vCPUs run the tinyvm guest and must exit as expected. A CPU that disappears under
  * sched_setaffinity is expected and not an error; KVM emulation failures are counted apart (see
  * tinyvm.h). Prints a progress line every few seconds and ends with one JSON line: vm_cycles,
@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "../lib/counts.h"
+#include "../lib/cpus.h"
 #include "../lib/tinyvm.h"
 
 static double deadline;
@@ -24,11 +25,11 @@ static atomic_long vm_cycles, vcpu_runs, migrations, vanished_cpus, emulation_fa
 
 static void migrate(unsigned *seed)
 {
-	long ncpus = sysconf(_SC_NPROCESSORS_CONF);
+	int cpu = cpus_pick("online", seed, 0);
 	cpu_set_t set;
 
 	CPU_ZERO(&set);
-	CPU_SET(rand_r(seed) % (ncpus > 0 ? ncpus : 1), &set);
+	CPU_SET(cpu < 0 ? 0 : cpu, &set);
 	if (sched_setaffinity(0, sizeof(set), &set) == 0)
 		atomic_fetch_add(&migrations, 1);
 	else if (errno == EINVAL)  /* offline or unplugged just now: expected */

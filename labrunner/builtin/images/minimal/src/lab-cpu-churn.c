@@ -1,5 +1,5 @@
 /*
- * lab-cpu-churn: toggles random CPUs (never cpu0) offline and online through sysfs every PERIOD_MS,
+ * lab-cpu-churn: toggles random present CPUs (never cpu0) offline and online through sysfs every PERIOD_MS,
  * until SIGTERM, then prints one JSON line of counts. CPUs vanishing under it (unplugged by the
  * lab) and busy CPUs are expected: they are counted, not errors.
  *
@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "cpus.h"
+
 static volatile sig_atomic_t stop;
 
 static void on_term(int sig)
@@ -23,15 +25,17 @@ static void on_term(int sig)
 int main(int argc, char **argv)
 {
 	int period_ms = argc > 1 ? atoi(argv[1]) : 200;
-	long ncpus = sysconf(_SC_NPROCESSORS_CONF), offlined = 0, onlined = 0, vanished = 0, refused = 0;
+	long offlined = 0, onlined = 0, vanished = 0, refused = 0;
 	unsigned seed = getpid();
 	char path[96], state;
 
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
-	while (!stop && ncpus > 1) {
+	while (!stop) {
 		usleep(period_ms * 1000);
-		int cpu = 1 + rand_r(&seed) % (ncpus - 1);
+		int cpu = cpus_pick("present", &seed, 1);
+		if (cpu < 0)
+			continue;  /* cpu0 alone, for now */
 		snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
 		int fd = open(path, O_RDWR);
 		if (fd < 0) {

@@ -30,6 +30,7 @@
 #include <sys/utsname.h>
 
 #include "counts.h"
+#include "cpus.h"
 #include "tinyvm.h"
 
 #define MSR_EFER 0xc0000080u
@@ -238,7 +239,6 @@ int main(int argc, char **argv)
 	const char *env = getenv("LAB_DURATION");
 	double seconds = env ? atof(env) : 60;
 	int keep = 0, interval_ms = 50, self = 0, opt;
-	long ncpus = sysconf(_SC_NPROCESSORS_CONF);
 	struct tinyvm vm;
 	const char *step;
 
@@ -270,7 +270,7 @@ int main(int argc, char **argv)
 	if (online_state < 0)
 		return fprintf(stderr, "lab-virt-check: no 'online' in /sys/devices/system/cpu/hotplug/states\n"), 1;
 	if (self)
-		return self_check(ncpus);
+		return self_check(cpus_end("present"));
 
 	signal(SIGTERM, on_term);
 	signal(SIGINT, on_term);
@@ -287,7 +287,7 @@ int main(int argc, char **argv)
 			}
 			held = 1;
 		}
-		check_cpus(ncpus, t0);
+		check_cpus(cpus_end("present"), t0);
 		checks++;
 		if (!keep) {
 			tinyvm_close(&vm);
