@@ -17,13 +17,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../lib/counts.h"
 #include "../lib/cpus.h"
-#include "../lib/tinyvm.h"
+#include "../lib/cycle.h"
 
 #define MAX_CPUS 256
 
-static atomic_long vm_cycles, vcpu_runs, new_cpus, vanished_cpus, emulation_failures;
+static struct cycle_counts counts;
+static atomic_long new_cpus, vanished_cpus;
 
 static int cpu_online(int cpu)
 {
@@ -43,10 +43,8 @@ static int cpu_online(int cpu)
 
 static void *run_on(void *arg)
 {
-	int cpu = (int)(intptr_t)arg, err;
+	int cpu = (int)(intptr_t)arg;
 	cpu_set_t set;
-	struct tinyvm vm;
-	const char *step;
 
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
@@ -57,20 +55,7 @@ static void *run_on(void *arg)
 			counts_error(errno, "sched_setaffinity");
 		return NULL;
 	}
-	err = tinyvm_open(&vm, 1, &step);
-	if (err) {
-		counts_error(err, step);
-		return NULL;
-	}
-	err = tinyvm_run(&vm, 0, &step);
-	if (err == TINYVM_EMULATION_FAILURE)
-		atomic_fetch_add(&emulation_failures, 1);
-	else if (err)
-		counts_error(err, step);
-	else
-		atomic_fetch_add(&vcpu_runs, 1);
-	tinyvm_close(&vm);
-	atomic_fetch_add(&vm_cycles, 1);
+	vm_cycle(1, &counts);
 	return NULL;
 }
 
@@ -118,8 +103,8 @@ int main(int argc, char **argv)
 		for (int i = 0; i < n; i++)
 			pthread_join(threads[i], NULL);
 		if (counts_now() >= next_progress) {
-			printf("progress vm_cycles=%ld vcpu_runs=%ld new_cpus=%ld errors=%ld\n", vm_cycles, vcpu_runs,
-			       new_cpus, counts_total_errors());
+			printf("progress vm_cycles=%ld vcpu_runs=%ld new_cpus=%ld errors=%ld\n", counts.vm_cycles,
+			       counts.vcpu_runs, new_cpus, counts_total_errors());
 			fflush(stdout);
 			next_progress += 5;
 		}
@@ -127,8 +112,8 @@ int main(int argc, char **argv)
 	}
 	tinyvm_close(&hold);
 	printf("{\"vm_cycles\": %ld, \"vcpu_runs\": %ld, \"new_cpus\": %ld, \"vanished_cpus\": %ld, "
-	       "\"emulation_failures\": %ld, \"errors\": ", vm_cycles, vcpu_runs, new_cpus, vanished_cpus,
-	       emulation_failures);
+	       "\"emulation_failures\": %ld, \"errors\": ", counts.vm_cycles, counts.vcpu_runs, new_cpus,
+	       vanished_cpus, counts.emulation_failures);
 	counts_print_errors(stdout);
 	printf(", \"elapsed_s\": %.3f}\n", counts_now() - t0);
 	return counts_total_errors() ? 1 : 0;

@@ -15,13 +15,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../lib/counts.h"
 #include "../lib/cpus.h"
-#include "../lib/tinyvm.h"
+#include "../lib/cycle.h"
 
 static double deadline;
 static int vcpus_per_vm = 2;
-static atomic_long vm_cycles, vcpu_runs, migrations, vanished_cpus, emulation_failures;
+static struct cycle_counts counts;
+static atomic_long migrations, vanished_cpus;
 
 static void migrate(unsigned *seed)
 {
@@ -41,28 +41,10 @@ static void migrate(unsigned *seed)
 static void *churn(void *arg)
 {
 	unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u ^ (unsigned)getpid();
-	struct tinyvm vm;
-	const char *step;
-	int err;
 
 	while (counts_now() < deadline) {
 		migrate(&seed);
-		err = tinyvm_open(&vm, vcpus_per_vm, &step);
-		if (err) {
-			counts_error(err, step);
-			continue;
-		}
-		for (int i = 0; i < vm.nvcpus; i++) {
-			err = tinyvm_run(&vm, i, &step);
-			if (err == TINYVM_EMULATION_FAILURE)
-				atomic_fetch_add(&emulation_failures, 1);
-			else if (err)
-				counts_error(err, step);
-			else
-				atomic_fetch_add(&vcpu_runs, 1);
-		}
-		tinyvm_close(&vm);
-		atomic_fetch_add(&vm_cycles, 1);
+		vm_cycle(vcpus_per_vm, &counts);
 	}
 	return NULL;
 }
@@ -94,7 +76,7 @@ int main(int argc, char **argv)
 			return fprintf(stderr, "vm-churn: pthread_create failed\n"), 1;
 	for (next_report = t0 + 5; counts_now() < deadline; usleep(200000)) {
 		if (counts_now() >= next_report) {
-			printf("progress vm_cycles=%ld vcpu_runs=%ld errors=%ld\n", vm_cycles, vcpu_runs,
+			printf("progress vm_cycles=%ld vcpu_runs=%ld errors=%ld\n", counts.vm_cycles, counts.vcpu_runs,
 			       counts_total_errors());
 			fflush(stdout);
 			next_report += 5;
@@ -103,8 +85,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nthreads; i++)
 		pthread_join(threads[i], NULL);
 	printf("{\"vm_cycles\": %ld, \"vcpu_runs\": %ld, \"migrations\": %ld, \"vanished_cpus\": %ld, "
-	       "\"emulation_failures\": %ld, \"errors\": ", vm_cycles, vcpu_runs, migrations, vanished_cpus,
-	       emulation_failures);
+	       "\"emulation_failures\": %ld, \"errors\": ", counts.vm_cycles, counts.vcpu_runs, migrations,
+	       vanished_cpus, counts.emulation_failures);
 	counts_print_errors(stdout);
 	printf(", \"elapsed_s\": %.3f}\n", counts_now() - t0);
 	return counts_total_errors() ? 1 : 0;
