@@ -138,7 +138,9 @@ class Controller:
         if self.plugs_left is not None:
             self.plugs_left -= 1
         apic = self.qmp.execute("qom-get", {"path": f"/machine/peripheral/{slot.id}", "property": "apic-id"})
-        what = f"plug of {slot.id} (apicid {apic}" + "".join(f", {k}={v}" for k, v in cpu_props.items()) + ")"
+        what = f"plug of {slot.id} (apicid {apic}" + "".join(
+            f", {k}={({True: 'on', False: 'off'}.get(v, v) if isinstance(v, bool) else v)}"
+            for k, v in cpu_props.items()) + ")"  # QEMU's own spelling: svm=off
         refusable = bool(cpu_props) and not self.spec.expect_online
         answer: List[Optional[str]] = []
         ok = self._wait(lambda: self._answer(apic, t0, answer), t0, 0.1)

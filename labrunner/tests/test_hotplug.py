@@ -128,7 +128,7 @@ def test_a_refused_online_confirms_a_plug_that_expects_it():
 def test_an_online_fails_a_plug_that_expects_a_refusal():
     c, _ = _plug(None, cpu_props=(("svm", False),), expect_online=False)
     assert (c.stats["plugged"], c.stats["plug_failures"]) == (0, 1)
-    assert c.failures == ["plug of lab-cpu2 (apicid 7, svm=False): the guest onlined it, though a kernel should "
+    assert c.failures == ["plug of lab-cpu2 (apicid 7, svm=off): the guest onlined it, though a kernel should "
                           "refuse such a CPU (expect_online: false)"]
 
 
