@@ -13,6 +13,7 @@ unresponsive guest or QEMU's end after it is added ("...; then hang: ..."), sinc
 """
 
 import dataclasses
+from collections import Counter
 from typing import Any, Dict, List, Optional, Tuple
 
 PASS, FAIL, ERROR = "pass", "fail", "error"
@@ -51,7 +52,9 @@ def _hotplug_events(hp: Optional[Dict[str, Any]]) -> List[_Event]:
     if hp is None:
         return []
     events = []
-    details = "; ".join(hp.get("failures", [])[:3])
+    # The same failure again and again (every plug of one slot) is said once, with its count.
+    said = Counter(hp.get("failures", []))
+    details = "; ".join(f if n == 1 else f"{f} ({n} times)" for f, n in list(said.items())[:3])
     if hp.get("plug_failures") or hp.get("unplug_timeouts"):
         events.append(_Event(FAIL, f"hotplug: {details}", "hotplug-failure", True))
     if hp.get("refused"):

@@ -41,6 +41,9 @@ CASES = [
      ("hang", "analysis-error")),
     ("CPU never onlined", Observed(workload_exit=0, hotplug={**HP_OK, "plug_failures": 1, "failures": [NOT_ONLINED]}),
      FAIL, f"hotplug: {NOT_ONLINED}", ("hotplug-failure",)),
+    ("the same CPU not onlined thrice", Observed(workload_exit=0, hotplug={
+        **HP_OK, "plug_failures": 4, "failures": [NOT_ONLINED, NOT_RELEASED, NOT_ONLINED, NOT_ONLINED]}),
+     FAIL, f"hotplug: {NOT_ONLINED} (3 times); {NOT_RELEASED}", ("hotplug-failure",)),
     ("CPU never released", Observed(workload_exit=0, hotplug={**HP_OK, "unplug_timeouts": 1, "failures": [NOT_RELEASED]}),
      FAIL, f"hotplug: {NOT_RELEASED}", ("hotplug-failure",)),
     ("CPU never onlined, workload failed too",
