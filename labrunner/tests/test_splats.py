@@ -212,6 +212,8 @@ HEADERS = {
     "preemptible": "BUG: using smp_processor_id() in preemptible [00000000] code: vm-churn/123",
     "workqueue-lockup": "BUG: workqueue lockup - pool cpus=1 node=0 flags=0x0 nice=0 stuck for 41s!",
     "kcsan": "BUG: KCSAN: data-race in kvm_online_cpu / kvm_offline_cpu",
+    "stack-fp": "WARNING: kernel stack frame pointer at 00000000e809d5dc in sh:99 has bad value 000000009844d018",
+    "double-fault": "PANIC: double fault, error_code: 0x0",
     "invariant": "labrunner-invariant: online CPU without virtualization enabled: CPU4, while a VM exists",
     "unknown": "BUG: a report no row knows",
 }

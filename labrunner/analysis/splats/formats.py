@@ -103,6 +103,9 @@ FORMATS: List[Format] = [
     _f("invalid-wait", _LD + r"Invalid wait context", "WARNING: locking bug in {frame}", ("trace", "at"), **_LOCKDEP),
     _f("stack-regs", r"WARNING: kernel stack regs at\s+(?P<addr>\S+)", "WARNING: kernel stack regs has bad {bp}value",
        needs_frame=False, refine=(rules.stack_regs_bp,)),
+    # The frame-pointer unwinder's other complaint; a hashed "(ptrval)" pointer gets the generic title.
+    _f("stack-fp", r"WARNING: kernel stack frame pointer at\s+(?P<addr>\S+)", "WARNING: kernel stack {what} has bad value",
+       needs_frame=False, refine=(rules.stack_fp_what,)),
     _f("non-static-key", r"INFO: trying to register non-static key",
        "INFO: trying to register non-static key in {frame}", ("trace",), anywhere=True, **_LOCKDEP),
     _f("lockdep-limit", r"BUG: (?P<what>MAX_\w+ too low!|lock held at task exit)", "BUG: {what}",
@@ -136,6 +139,10 @@ FORMATS: List[Format] = [
                      r"(?P<rest>age=\d+ cpu=\d+ pid=\d+)",
        "INFO: {what} in {func} {rest}", needs_frame=False, anywhere=True),
     _f("gpf", r"(?:Oops: )?general protection fault(?!.* ip:)", "general protection fault in {frame}", anywhere=True),
+    # x86's #DF handler: the faulting RIP is the only frame it names. Inside an open report it is that
+    # report's fault handler faulting again, so it joins it.
+    _f("double-fault", r"PANIC: double fault", "PANIC: double fault in {frame}", ("rip",), needs_frame=False,
+       follows=True),
     _f("null-deref", r"(?:BUG: u|U)nable to handle kernel NULL pointer dereference|BUG: kernel NULL pointer dereference",
        "BUG: unable to handle kernel NULL pointer dereference in {frame}", anywhere=True),
     _f("paging", r"(?:BUG: u|U)nable to handle (?:kernel )?(?:paging request|page fault for address)",
@@ -194,6 +201,6 @@ FORMATS: List[Format] = [
 # search for plain words is far cheaper than trying each format's pattern.
 ANY_HEADER = re.compile(r"WARNING|BUG|INFO|general protection|nable to handle|Kernel panic|Oops|UBSAN|"
                         r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP|trusty: panic|panicked at|"
-                        r"labrunner-invariant")
+                        r"labrunner-invariant|PANIC: double")
 
 assert all(f.fallback for f in FORMATS[next(i for i, f in enumerate(FORMATS) if f.fallback):]), "fallback rows go last"

@@ -109,6 +109,12 @@ def stack_regs_bp(d: Draft) -> None:
     d.fields["bp"] = "'bp' " if re.fullmatch(r"[0-9a-f]+", d.fields["addr"]) else ""
 
 
+def stack_fp_what(d: Draft) -> None:
+    """{what}: "frame pointer" when the bad frame's address is printed, "regs" (the generic title) when
+    the kernel printed a hashed "(ptrval)" in its place."""
+    d.fields["what"] = "frame pointer" if re.fullmatch(r"[0-9a-f]+", d.fields["addr"]) else "regs"
+
+
 def plain_functions(d: Draft) -> None:
     """{where}: "f / g" with compiler suffixes removed."""
     d.fields["where"] = " / ".join(_SUFFIX.sub("", f) for f in d.fields["where"].split(" / "))
