@@ -138,27 +138,26 @@ class Controller:
         if self.plugs_left is not None:
             self.plugs_left -= 1
         apic = self.qmp.execute("qom-get", {"path": f"/machine/peripheral/{slot.id}", "property": "apic-id"})
-        what = f"plug of {slot.id} (apicid {apic}" + "".join(
-            f", {k}={({True: 'on', False: 'off'}.get(v, v) if isinstance(v, bool) else v)}"
-            for k, v in cpu_props.items()) + ")"  # QEMU's own spelling: svm=off
+        what = f"plug of {slot.id} (apicid {apic}" + "".join(  # QEMU's own spelling: svm=off
+            f", {k}={('on' if v else 'off') if isinstance(v, bool) else v}" for k, v in cpu_props.items()) + ")"
         refusable = bool(cpu_props) and not self.spec.expect_online
-        answer: List[Optional[str]] = []
-        ok = self._wait(lambda: self._answer(apic, t0, answer), t0, 0.1)
+        ok = self._wait(lambda: self._answers(apic, t0), t0, 0.1)
+        errno = self._answers(apic, t0)[0] if ok else None  # the guest's first word, once it said one
         if ok is None:
             self._outcome("plug", slot, None, t0, "the run ended before the guest onlined it")
         elif not ok:
             self._outcome("plug", slot, False, t0, f"{what}: the guest did not online it within "
                                                       f"{self.spec.confirm_timeout} s")
-        elif answer[0] is None and refusable:
+        elif errno is None and refusable:
             self._outcome("plug", slot, False, t0, f"{what}: the guest onlined it, though a kernel should refuse "
                                                       f"such a CPU (expect_online: false)")
-        elif answer[0] is None:
+        elif errno is None:
             self._outcome("plug", slot, True, t0, f"guest onlined apicid {apic}")
         elif refusable:
             self.stats["online_refused"] += 1
-            self._outcome("plug", slot, True, t0, f"guest refused to online apicid {apic} ({answer[0]}), as expected")
+            self._outcome("plug", slot, True, t0, f"guest refused to online apicid {apic} ({errno}), as expected")
         else:
-            self._outcome("plug", slot, False, t0, f"{what}: the guest refused to online it ({answer[0]})")
+            self._outcome("plug", slot, False, t0, f"{what}: the guest refused to online it ({errno})")
 
     def unplug(self, slot: Slot) -> None:
         t0 = time.monotonic()
@@ -247,10 +246,8 @@ class Controller:
             cpus = [c for _, a, c, _ in self._announced if a == apic]
         return f", cpu{cpus[-1]}" if cpus else ""
 
-    def _answer(self, apic: int, since: float, answer: List[Optional[str]]) -> bool:
-        """Whether the guest has said, since SINCE, that it onlined APIC or refused to; what it said
-        (None: onlined, else the errno) goes into ANSWER."""
+    def _answers(self, apic: int, since: float) -> List[Optional[str]]:
+        """What the guest has said of APIC since SINCE, in order: None for an online, else the errno of
+        a refusal."""
         with self._announce_lock:
-            said = [errno for t, a, _, errno in self._announced if t >= since and a == apic]
-        answer[:] = said[:1]
-        return bool(said)
+            return [errno for t, a, _, errno in self._announced if t >= since and a == apic]

@@ -104,15 +104,20 @@ def ubsan_kind(d: Draft) -> None:
         d.fields["kind"] = "undefined-behaviour"
 
 
+def _address_printed(d: Draft) -> bool:
+    """The unwinder printed the bad address itself, not a hashed "(ptrval)" in its place."""
+    return re.fullmatch(r"[0-9a-f]+", d.fields["addr"]) is not None
+
+
 def stack_regs_bp(d: Draft) -> None:
     """{bp}: "'bp' " when the bad value is an address."""
-    d.fields["bp"] = "'bp' " if re.fullmatch(r"[0-9a-f]+", d.fields["addr"]) else ""
+    d.fields["bp"] = "'bp' " if _address_printed(d) else ""
 
 
 def stack_fp_what(d: Draft) -> None:
     """{what}: "frame pointer" when the bad frame's address is printed, "regs" (the generic title) when
     the kernel printed a hashed "(ptrval)" in its place."""
-    d.fields["what"] = "frame pointer" if re.fullmatch(r"[0-9a-f]+", d.fields["addr"]) else "regs"
+    d.fields["what"] = "frame pointer" if _address_printed(d) else "regs"
 
 
 def plain_functions(d: Draft) -> None:
