@@ -27,18 +27,9 @@ static atomic_long new_cpus, vanished_cpus;
 
 static int cpu_online(int cpu)
 {
-	char path[96];
-	int on = cpu == 0;  /* cpu0 may have no online file */
-	FILE *f;
+	int on = cpu_attr(cpu, "online");
 
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
-	f = fopen(path, "r");
-	if (f) {
-		if (fscanf(f, "%d", &on) != 1)
-			on = 0;
-		fclose(f);
-	}
-	return on;
+	return on < 0 ? cpu == 0 : on;  /* cpu0 may have no online file */
 }
 
 static void *run_on(void *arg)

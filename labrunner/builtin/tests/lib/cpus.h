@@ -1,5 +1,6 @@
 /*
- * cpus.h: a random CPU from one of the kernel's CPU lists (/sys/devices/system/cpu/present, online).
+ * cpus.h: a random CPU from one of the kernel's CPU lists (/sys/devices/system/cpu/present, online),
+ * and a CPU's own numbers there (online, hotplug/state).
  * _SC_NPROCESSORS_CONF counts possible CPUs, and a kernel that counts QEMU's empty CPU slots (6.1 under
  * TCG, with the lab's spare hotplug slots: 68) has far more of those than CPUs.
  */
@@ -35,6 +36,22 @@ static inline int cpus_read(const char *list, int *cpus, int skip0)
 			p++;
 	}
 	return n;
+}
+
+/* The number in /sys/devices/system/cpu/cpuCPU/ATTR ("online", "hotplug/state"); -1 without one. */
+static inline int cpu_attr(int cpu, const char *attr)
+{
+	char path[128];
+	int v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/%s", cpu, attr);
+	if ((f = fopen(path, "r"))) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
 }
 
 /* A random CPU of LIST, not cpu0 if SKIP0; -1 if there is none. */

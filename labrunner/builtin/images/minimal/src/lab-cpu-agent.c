@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kmsg.h"
+
 #define MAX_CPUS 1024
 
 static int apicid_of(int cpu)
@@ -34,15 +36,6 @@ static int apicid_of(int cpu)
 	}
 	fclose(f);
 	return apic;
-}
-
-static void announce(const char *msg)
-{
-	int fd = open("/dev/kmsg", O_WRONLY);
-	if (fd >= 0) {
-		(void)!write(fd, msg, strlen(msg));
-		close(fd);
-	}
 }
 
 int main(void)
@@ -73,7 +66,7 @@ int main(void)
 			else
 				snprintf(msg, sizeof(msg), "<5>lab-cpu-agent: cpu%d online refused (%s) apicid %d\n", cpu,
 					 strerrorname_np(errno) ? strerrorname_np(errno) : "unknown", apicid_of(cpu));
-			announce(msg);
+			kmsg_write(msg);
 			close(fd);
 		}
 		if (d)

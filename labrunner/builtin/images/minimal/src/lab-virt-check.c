@@ -31,6 +31,7 @@
 
 #include "counts.h"
 #include "cpus.h"
+#include "kmsg.h"
 #include "tinyvm.h"
 
 #define MSR_EFER 0xc0000080u
@@ -49,19 +50,6 @@ static void on_term(int sig)
 {
 	(void)sig;
 	stop = 1;
-}
-
-static int read_int(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	int v = -1;
-
-	if (f) {
-		if (fscanf(f, "%d", &v) != 1)
-			v = -1;
-		fclose(f);
-	}
-	return v;
 }
 
 /* The state number of "online" in /sys/devices/system/cpu/hotplug/states ("235: online"). */
@@ -85,14 +73,11 @@ static int find_online_state(void)
  * online has run (and until an offline has). */
 static int cpu_state(int cpu)
 {
-	char path[96];
-	int state;
+	int state = cpu_attr(cpu, "hotplug/state");
 
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/hotplug/state", cpu);
-	if ((state = read_int(path)) >= 0)
+	if (state >= 0)
 		return state;
-	snprintf(path, sizeof(path), "/sys/devices/system/cpu/cpu%d/online", cpu);
-	return read_int(path) == 1 ? online_state : -1;
+	return cpu_attr(cpu, "online") == 1 ? online_state : -1;
 }
 
 /* EFER of CPU, read on that CPU, when it was fully online before and after the read; else -1. */
@@ -114,16 +99,6 @@ static int64_t efer_online(int cpu)
 		return -1;
 	cpu_reads++;
 	return (int64_t)(v & INT64_MAX);
-}
-
-static void kmsg(const char *text)
-{
-	int fd = open("/dev/kmsg", O_WRONLY);
-
-	if (fd >= 0) {
-		(void)!write(fd, text, strlen(text));
-		close(fd);
-	}
 }
 
 static void taint_letters(char *out, size_t size)
@@ -160,17 +135,17 @@ static void report(int cpu, int64_t efer, double t0)
 	/* One record per line: /dev/kmsg takes one record per write. */
 	snprintf(msg, sizeof(msg), "<3>labrunner-invariant: online CPU without virtualization enabled: CPU%d, "
 		 "while a VM exists\n", cpu);
-	kmsg(msg);
+	kmsg_write(msg);
 	snprintf(msg, sizeof(msg), "<3>  EFER 0x%llx: SVME (bit 12) clear, in %d reads over %d ms, each between two "
 		 "reads of cpuhp state %d (online)\n", (unsigned long long)efer, CONFIRM + 1, CONFIRM * CONFIRM_MS, online_state);
-	kmsg(msg);
+	kmsg_write(msg);
 	snprintf(msg, sizeof(msg), "<3>  CPU: %d PID: %d Comm: lab-virt-check %s %s\n", cpu, getpid(), taint, u.release);
-	kmsg(msg);
+	kmsg_write(msg);
 	snprintf(msg, sizeof(msg), "<3>  cpu%d seen online since %.3f s, last seen offline %s%.3f s ago (checker running "
 		 "%.3f s)\n", cpu, now - seen_online[cpu], seen_offline[cpu] ? "" : "never, ",
 		 seen_offline[cpu] ? now - seen_offline[cpu] : 0.0, now - t0);
-	kmsg(msg);
-	kmsg("<3>---[ end trace labrunner-invariant ]---\n");
+	kmsg_write(msg);
+	kmsg_write("<3>---[ end trace labrunner-invariant ]---\n");
 	fprintf(stderr, "lab-virt-check: CPU%d online with EFER 0x%llx (SVME clear) while a VM exists\n", cpu,
 		(unsigned long long)efer);
 }
