@@ -350,8 +350,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     logging.getLogger().handlers[0].setLevel(level)  # a run's own log file may take more than stderr shows
     logging.getLogger("labrunner").setLevel(level)
     if args.verbose < 2:
-        for noisy in ("paramiko", "qemu", "asyncio"):
+        for noisy in ("qemu", "asyncio"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # paramiko logs each failed attempt of a wait for SSH as an ERROR with its traceback; the
+        # wait's own error says what failed, once.
+        logging.getLogger("paramiko").setLevel(logging.CRITICAL)
     # SIGTERM and SIGHUP unwind like Ctrl-C, so every QEMU is stopped on the way out. SIGINT too, even
     # when a non-interactive shell started labrunner in the background with SIGINT ignored.
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):

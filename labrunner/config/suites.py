@@ -3,6 +3,7 @@ with a given report), `known_issues:` (reports that are never new), `executor:` 
 `retries:` and `notify:`."""
 
 import dataclasses
+import re
 from typing import Dict, Optional, Tuple
 
 from .schema import REQUIRED, Ctx, integer, kind, mapping, regex_list, str_list, string
@@ -34,6 +35,10 @@ class KnownIssue:
     link: Optional[str]  # the bug tracker's or mailing list's page for it
     kernels: Tuple[str, ...]
     tests: Tuple[str, ...]
+
+    def matches(self, title: str, kernel: str, test: str) -> bool:
+        return bool(re.search(self.title, title)) and (not self.kernels or kernel in self.kernels) \
+            and (not self.tests or test in self.tests)
 
 
 def _regex(ctx: Ctx) -> str:

@@ -13,7 +13,6 @@ import concurrent.futures
 import hashlib
 import json
 import logging
-import re
 import socket
 import time
 from pathlib import Path
@@ -55,8 +54,7 @@ def attempt_of(record: Dict[str, Any], lab: Lab, cell: Cell) -> Dict[str, Any]:
     """What a nightly keeps of a run: its verdict, and its reports that are not ignored, each marked
     known when known_issues lists it for this kernel and test."""
     def known(title: str) -> bool:
-        return any(re.search(k.title, title) and (not k.kernels or cell.kernel in k.kernels)
-                   and (not k.tests or cell.test in k.tests) for k in lab.known_issues)
+        return any(k.matches(title, cell.kernel, cell.test) for k in lab.known_issues)
     return {"run": record.get("id"), "dir": record.get("run_dir"), "verdict": record["verdict"],
             "reason": record["reason"], "flags": record.get("flags", []),
             "reports": [{"signature": s["signature"], "title": s["title"], "occurrences": s.get("occurrences", 1),

@@ -77,6 +77,8 @@ def _night(ident, cells):
 P, F = [_attempt("pass")], [_attempt("fail", ["WARNING in kvm_online_cpu"])]
 INFRA = [_attempt("error", flags=["infra"])]
 KNOWN = [_attempt("fail", ["BUG: spinlock recursion in x"], known=True)]
+KNOWN_HANG = [_attempt("fail", ["general protection fault in f"], flags=["splat", "hang"], known=True)]
+HANG = [_attempt("fail", flags=["hang"])]
 
 
 @pytest.mark.parametrize("history,now,state", [
@@ -86,16 +88,19 @@ KNOWN = [_attempt("fail", ["BUG: spinlock recursion in x"], known=True)]
     ([[P, P]], [P, P], compare.PASS),
     ([[F, F], [P, P], [F, F], [P, P]], [P, F], compare.UNSTABLE),      # fail, pass, fail, pass, fail
     ([[P, P]], [KNOWN, P], compare.KNOWN),
+    ([], [KNOWN_HANG, P], compare.KNOWN),                               # the guest wedged after a known oops
+    ([[P, P]], [HANG, P], compare.NEW),                                 # a hang with no report is news
     ([[P, P]], [INFRA, INFRA], compare.INFRA),
     ([], [F, P], compare.NEW),                                           # no earlier night
-], ids=["regression", "fixed", "still", "pass", "unstable", "known", "infra-only", "first-night"])
+], ids=["regression", "fixed", "still", "pass", "unstable", "known", "known-then-hang", "hang", "infra-only",
+        "first-night"])
 def test_comparison_states(history, now, state):
     nights = [_night(f"n{i}", {("k", "t", None): h}) for i, h in enumerate(history)]
     after = _night("now", {("k", "t", None): now})
     c = compare.compare(nights[-1] if nights else None, after, nights)
     (cell,) = c["cells"]
     assert cell["state"] == state, cell
-    assert cell["after"] == f"{sum(o == F for o in now)}:{sum(o != INFRA for o in now)}"
+    assert cell["after"] == f"{sum(o in (F, HANG) for o in now)}:{sum(o != INFRA for o in now)}"
 
 
 def test_canaries_and_reports():
