@@ -167,7 +167,8 @@ def cmd_run(args) -> int:
     progress = Progress()
     try:
         result = runner.run_test(lab, args.test, kernel=args.kernel, results=args.results, duration=args.duration,
-                               stop_on_first_splat=args.stop_on_first_splat or None, progress=progress)
+                               stop_on_first_splat=args.stop_on_first_splat or None,
+                               kernel_artifacts=args.kernel_artifacts, progress=progress)
     finally:
         progress.close()
     run_dir = (args.results or lab.results_dir) / result["id"]
@@ -286,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--stop-on-first-splat", action="store_true",
                    help="end the run at the first kernel report that is not ignored (for bisecting: a bad "
                         "commit fails fast)")
+    r.add_argument("--kernel-artifacts", type=Path, metavar="DIR",
+                   help="boot --kernel as another lab host resolved it: a folder `labrunner worker` installed "
+                        "under kernels/shipped/ in the cache")
     r.set_defaults(func=cmd_run)
 
     i = sub.add_parser("init", help="write a starter lab.yaml of your own into DIR",

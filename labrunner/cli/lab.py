@@ -12,7 +12,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..errors import UserError
+from ..errors import InfraError, UserError
 from ..build import kbuild
 from ..lab import bisect as bisect_mod
 from ..lab import compare as compare_mod
@@ -29,20 +29,31 @@ def _results(lab, args) -> Path:
 
 
 def cmd_nightly(args, lab, progress) -> int:
-    machine = lab.machines[lab.defaults.machine]
-    slots = args.jobs or lab.slots or executor_mod.auto_slots(**executor_mod.host_resources(), machine=machine)
-    executor = executor_mod.LocalExecutor(slots)
+    executor = nightly_mod.open_executor(lab, args.executor, args.jobs)
     try:
         result = nightly_mod.run_nightly(lab, args.suite, executor, results=_results(lab, args), resume=args.resume,
                                          progress=progress)
+        where = executor.describe()
     finally:
         progress.close()
         executor.shutdown()
     print(format_comparison(result["comparison"]))
-    print(f"{result['summary']}; nightly: {result['folder']} ({slots} slot{'s' if slots != 1 else ''})")
+    print(f"{result['summary']}; nightly: {result['folder']} ({where})")
     page, *others = report_files.write_nightly(Path(result["folder"]), lab)
     print(f"report: {page} (also {', '.join(p.name for p in others)})")
     return result["exit"]
+
+
+def cmd_worker(args, lab, progress) -> int:
+    from ..lab import worker as worker_mod  # imports distributed: only for this command
+
+    say = lambda s: print(f"labrunner worker: {s}", flush=True)  # noqa: E731  a service's log, not a status line
+    problems = worker_mod.check_host(lab, say)
+    if problems:
+        raise InfraError("this host cannot run the lab's guests, so it does not join:\n  " + "\n  ".join(problems))
+    spec = worker_mod.WorkerSpec(args.scheduler, executor_mod.local_slots(lab, args.slots), args.name, args.listen)
+    worker_mod.serve(lab, nightly_mod.lab_hash(lab), spec, say)
+    return 0
 
 
 def cmd_bisect(args, lab, progress) -> int:
@@ -195,10 +206,27 @@ def add_parsers(sub, call) -> None:
                        epilog="Exit status: 0 nothing new, 1 a new regression or a lost canary, 2 configuration "
                               "error, 3 some cells reached no verdict (infrastructure errors only).")
     n.add_argument("suite", nargs="?", help="suite name from lab.yaml")
-    n.add_argument("--jobs", type=int, help="guests at once (default: lab.yaml's executor.slots, or auto)")
+    n.add_argument("--jobs", type=int, help="guests at once here (default: lab.yaml's executor.slots, or auto)")
+    n.add_argument("--executor", metavar="ADDRESS",
+                   help="run on the dask cluster whose scheduler is ADDRESS (tcp://HOST:8786), or 'local' "
+                        "(default: lab.yaml's executor)")
     n.add_argument("--results", type=Path, help="results root (default: results/ beside lab.yaml)")
     n.add_argument("--resume", metavar="ID", help="finish an interrupted nightly: run only what is missing")
     n.set_defaults(func=call, lab_func=cmd_nightly)
+
+    w = sub.add_parser("worker", help="make this host a lab host of a dask cluster, for nightlies elsewhere",
+                       description="Join the dask scheduler at SCHEDULER as a lab host with N guest slots, and run "
+                                   "what nightlies started with --executor SCHEDULER send, from this checkout and "
+                                   "its lab.yaml (which must equal the client's). Checks the host first: a host "
+                                   "that cannot run guests does not join. Runs until the scheduler goes away or "
+                                   "Ctrl-C; the runs under way are stopped, their guests first.",
+                       epilog="example: dask scheduler --host 127.0.0.1 &  labrunner worker tcp://127.0.0.1:8786")
+    w.add_argument("scheduler", metavar="SCHEDULER", help="the scheduler's address, tcp://HOST:PORT or tls://")
+    w.add_argument("--slots", type=int, help="guests at once (default: lab.yaml's executor.slots, or auto)")
+    w.add_argument("--name", help="the worker's name in the cluster (default: dask's)")
+    w.add_argument("--listen", metavar="HOST", help="the address to listen on (default: the one that reaches the "
+                                                     "scheduler)")
+    w.set_defaults(func=call, lab_func=cmd_worker)
 
     b = sub.add_parser("bisect", help="which commit, or which patch of a series, brought a report in",
                        description="Bisect the first-parent commits of kernel K between --good and --bad, or the "

@@ -48,6 +48,7 @@ class Lab:
     suites: Dict[str, Suite] = dataclasses.field(default_factory=dict)
     known_issues: Tuple[KnownIssue, ...] = ()
     slots: Optional[int] = None  # guests at once; None: derived from the host (lab.executor)
+    scheduler: Optional[str] = None  # a dask scheduler's address: nightlies run on its cluster
     retries: int = 1  # more runs of a cell that ended in an infrastructure error or a hang without report
     notify: Optional[str] = None  # a command given a nightly's comparison, when something is new
     reports: Reports = Reports()
@@ -166,7 +167,8 @@ def load(path: Optional[Path] = None) -> Lab:
                     f"{test.hotplug.slots} slots, but machine '{machine.name}' has {spare} hot-pluggable vCPUs "
                     f"(max_cpus {machine.max_cpus} - cpus {machine.cpus})", "slots")
     return Lab(path=path, root=root, qemu=qemu, defaults=Defaults(**d), suites=f["suites"],
-               known_issues=f["known_issues"] or (), slots=f["executor"],
+               known_issues=f["known_issues"] or (), slots=(f["executor"] or {}).get("slots"),
+               scheduler=(f["executor"] or {}).get("scheduler"),
                retries=1 if f["retries"] is None else f["retries"], notify=f["notify"],
                reports=f["reports"] or Reports(), **sections)
 

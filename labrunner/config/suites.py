@@ -1,10 +1,10 @@
 """lab.yaml's sections for nightly runs: `suites:` (kernels x tests x repeats, canaries that must fail
-with a given report), `known_issues:` (reports that are never new), `executor:` (guest slots),
+with a given report), `known_issues:` (reports that are never new), `executor:` (guest slots, or a dask cluster),
 `retries:` and `notify:`."""
 
 import dataclasses
 import re
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .schema import REQUIRED, Ctx, integer, kind, mapping, regex_list, str_list, string
 
@@ -94,5 +94,14 @@ def slots(ctx: Ctx) -> Optional[int]:
     return integer(1)(ctx)
 
 
-def executor(ctx: Ctx) -> Optional[int]:
-    return mapping(ctx, {"slots": (slots, None)})["slots"]
+def executor(ctx: Ctx) -> Dict[str, Any]:
+    """Where a nightly's runs go: `kind: local` (this host, SLOTS guests at once) or `kind: dask` (the
+    cluster whose scheduler is SCHEDULER, tcp:// or tls://)."""
+    f = mapping(ctx, {"kind": (string, "local"), "slots": (slots, None), "scheduler": (string, None)})
+    if f["kind"] not in ("local", "dask"):
+        raise ctx.error(f"unknown executor kind '{f['kind']}'; known: local, dask", "kind")
+    if f["kind"] == "dask" and not re.match(r"(tcp|tls)://\S+:\d+$", f["scheduler"] or ""):
+        raise ctx.error("a dask executor needs its scheduler's address, like tcp://HOST:8786", "scheduler")
+    if f["kind"] == "local" and f["scheduler"]:
+        raise ctx.error("a scheduler is for `kind: dask`", "scheduler")
+    return f

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from .. import process
-from ..config import Machine
+from ..config import Lab, Machine
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,13 @@ class Job:
     duration: Optional[int]
     stop_on_first_splat: bool
     timeout: float  # every wait has a bound: the run's own bounds, and some
+    kernel_artifacts: Optional[Path] = None  # the kernel as another host resolved it (build.shipment)
 
     def argv(self, labrunner: Sequence[str]) -> List[str]:
         argv = [*labrunner, "--lab", str(self.lab), "run", self.test, "--kernel", self.kernel,
                 "--results", str(self.results)]
+        if self.kernel_artifacts is not None:
+            argv += ["--kernel-artifacts", str(self.kernel_artifacts)]
         if self.duration is not None:
             argv += ["--duration", str(self.duration)]
         if self.stop_on_first_splat:
@@ -60,6 +63,9 @@ class Executor(abc.ABC):
     def shutdown(self) -> None:
         """Stop every run under way, and their guests with them."""
 
+    def describe(self) -> str:
+        return f"{self.slots} slot{'s' if self.slots != 1 else ''}"
+
 
 def auto_slots(cores: int, mem_available_mib: int, machine: Machine) -> int:
     """Guests the host carries at once: a core per vCPU thread (multi-threaded TCG runs each vCPU as a
@@ -68,6 +74,11 @@ def auto_slots(cores: int, mem_available_mib: int, machine: Machine) -> int:
     by_cpu = cores // (1 if machine.tcg_threads == "single" else max(1, machine.cpus))
     by_mem = mem_available_mib // (machine.memory_mib + GUEST_OVERHEAD_MIB)
     return max(1, min(by_cpu, by_mem))
+
+
+def local_slots(lab: Lab, jobs: Optional[int] = None) -> int:
+    """JOBS, else lab.yaml's executor.slots, else as many guests as this host carries."""
+    return jobs or lab.slots or auto_slots(**host_resources(), machine=lab.machines[lab.defaults.machine])
 
 
 def host_resources() -> Dict[str, int]:
@@ -84,7 +95,7 @@ class LocalExecutor(Executor):
         self.slots = slots
         self._labrunner = list(labrunner)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=slots, thread_name_prefix="slot")
-        self._procs: List[subprocess.Popen] = []
+        self._procs: Dict[int, subprocess.Popen] = {}  # by id() of the Job under way
         self._lock = threading.Lock()
         self._stopping = threading.Event()
 
@@ -97,7 +108,7 @@ class LocalExecutor(Executor):
         job.results.mkdir(parents=True, exist_ok=True)
         proc = process.spawn(job.argv(self._labrunner), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         with self._lock:
-            self._procs.append(proc)
+            self._procs[id(job)] = proc
         try:
             out, err = proc.communicate(timeout=job.timeout)
         except subprocess.TimeoutExpired:
@@ -105,15 +116,22 @@ class LocalExecutor(Executor):
             out, err = "", f"labrunner run outlived its bound of {job.timeout:.0f} s; stopped"
         finally:
             with self._lock:
-                self._procs.remove(proc)
+                del self._procs[id(job)]
         return read_record(out, err, proc.returncode)
+
+    def stop(self, job: Job) -> None:
+        """Stop JOB if it is under way; its future then gives the run's record of the interruption."""
+        with self._lock:
+            proc = self._procs.get(id(job))
+        if proc is not None:
+            process.stop(proc, grace=60)  # a run stops its QEMU and records itself on SIGTERM
 
     def shutdown(self) -> None:
         self._stopping.set()
         with self._lock:
-            procs = list(self._procs)
+            procs = list(self._procs.values())
         for proc in procs:
-            process.stop(proc, grace=60)  # a run stops its QEMU and records itself on SIGTERM
+            process.stop(proc, grace=60)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -127,5 +145,9 @@ def read_record(stdout: str, stderr: str, status: Optional[int]) -> Dict[str, An
         record["run_dir"] = run_dir
         return record
     tail = " ".join(stderr.strip().splitlines()[-3:])[:500]
-    return {"id": None, "run_dir": None, "verdict": "error", "flags": ["infra"], "splats": [],
-            "reason": f"labrunner run {process.describe_exit(status) if status is not None else 'did not end'}: {tail}"}
+    return infra_record(f"labrunner run {process.describe_exit(status) if status is not None else 'did not end'}: {tail}")
+
+
+def infra_record(reason: str) -> Dict[str, Any]:
+    """The record of a run that made no folder of its own: an infrastructure error."""
+    return {"id": None, "run_dir": None, "verdict": "error", "flags": ["infra"], "splats": [], "reason": reason}

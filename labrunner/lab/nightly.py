@@ -24,7 +24,7 @@ from ..config import Lab
 from ..errors import BuildError, LabError, UserError
 from ..run.record import fresh_dir, now, utc_stamp, write_json_atomic
 from . import compare as compare_mod
-from .executor import Executor, Job
+from .executor import Executor, Job, LocalExecutor, local_slots
 from .matrix import Cell, cells
 from .store import Store
 
@@ -68,6 +68,16 @@ def job_of(lab: Lab, cell: Cell, runs: Path) -> Job:
     return Job(lab=lab.path, test=cell.test, kernel=cell.kernel, results=runs, duration=cell.duration,
                stop_on_first_splat=cell.expect is not None,  # a canary's point is its verdict
                timeout=t.boot + t.ssh + duration + t.workload_grace + t.hang + 600)
+
+
+def open_executor(lab: Lab, address: Optional[str] = None, jobs: Optional[int] = None) -> Executor:
+    """Where the nightly's runs go: ADDRESS (a dask scheduler, or "local"), else lab.yaml's executor;
+    locally JOBS guests at once, else lab.yaml's slots, else as many as the host carries."""
+    address = address or lab.scheduler
+    if address and address != "local":
+        from .dask_executor import DaskExecutor  # distributed takes a second to import: only when used
+        return DaskExecutor(lab, lab_hash(lab), address)
+    return LocalExecutor(local_slots(lab, jobs))
 
 
 def _start(lab: Lab, suite_name: Optional[str], results: Path, resume: Optional[str]) -> Path:

@@ -17,8 +17,9 @@ from typing import Callable, Dict, Optional, Sequence
 
 from ..build import image as image_mod
 from ..build import kernel as kernel_mod
+from ..build import shipment
 from ..config import Lab
-from ..errors import InfraError, QemuError
+from ..errors import InfraError, QemuError, UserError
 from . import oneshot
 from . import qemu as qemu_mod
 from .console import Console
@@ -81,6 +82,7 @@ class BootSpec:
     ssh: bool = True
     oneshot: Optional[str] = None  # a command for the one-shot channel (machine.oneshot) instead of SSH
     hotplug: bool = True  # the machine's hotplug shape (spare slots, cold-plugged hot-pluggable vCPUs)
+    kernel_artifacts: Optional[Path] = None  # KERNEL as another host resolved it (build.shipment)
 
 
 class Session:
@@ -111,7 +113,13 @@ class Session:
         """Everything before QEMU: kernel, initrd, accelerator."""
         cache = self.lab.cache_dir
         self.progress("kernel")
-        self.kernel = kernel_mod.resolve(self.kernel_cfg, cache, self.progress)
+        if self.spec.kernel_artifacts is not None:
+            self.kernel = shipment.load(self.spec.kernel_artifacts)
+            if self.kernel.name != self.kernel_cfg.name:
+                raise UserError(f"{self.spec.kernel_artifacts} holds kernel '{self.kernel.name}', "
+                                f"not '{self.kernel_cfg.name}'")
+        else:
+            self.kernel = kernel_mod.resolve(self.kernel_cfg, cache, self.progress)
         self.progress("image")
         self.initrd = image_mod.initrd(self.lab, self.image_cfg, self.kernel, cache, self.progress)
         if self.spec.oneshot is not None:

@@ -44,9 +44,10 @@ def _session_fields(s: Session) -> Dict[str, Any]:
 
 def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None, results: Optional[Path] = None,
              duration: Optional[int] = None, stop_on_first_splat: Optional[bool] = None,
-             progress: Callable[[str], None] = lambda s: None) -> Dict[str, Any]:
+             kernel_artifacts: Optional[Path] = None, progress: Callable[[str], None] = lambda s: None) -> Dict[str, Any]:
     """Boot, run TEST's workload, collect everything; the final run.json contents. DURATION and
-    STOP_ON_FIRST_SPLAT, when given, override the test's own."""
+    STOP_ON_FIRST_SPLAT, when given, override the test's own. KERNEL_ARTIFACTS: the kernel as another
+    host resolved it (build.shipment), instead of resolving it here."""
     test = lab.pick("tests", test_name)
     if stop_on_first_splat is not None:
         test = dataclasses.replace(test, stop_on_first_splat=stop_on_first_splat)
@@ -65,7 +66,7 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
     record = Record(outdir / "run.json", test=test.name, duration_requested_s=duration)
     progress(f"run {outdir}")
     spec = BootSpec(kernel=kernel_cfg.name, machine=test.machine, image=test.image, cmdline=test.cmdline,
-                    boot_timeout=test.timeouts.boot, ssh_timeout=test.timeouts.ssh)
+                    boot_timeout=test.timeouts.boot, ssh_timeout=test.timeouts.ssh, kernel_artifacts=kernel_artifacts)
     session = Session(lab, spec, outdir, progress)
     collector = SplatCollector(test.ignore_splats)
     seen: Dict[str, Any] = {}  # verdict.Observed's fields, as the run sees them
