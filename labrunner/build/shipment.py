@@ -62,14 +62,20 @@ def install(cache: Path, name: str, key: str, data: bytes) -> Path:
 
     def unpack(staging: Path) -> None:
         staging.mkdir()
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            members = tar.getmembers()
-            for member in members:  # our own archive, yet never a path out of the entry
-                if member.name.startswith("/") or ".." in Path(member.name).parts:
-                    raise InfraError(f"kernel {name}: archive member {member.name!r} points outside it")
-            # Debian's modules/build and modules/source link to the packing host's headers: dropped.
-            tar.extractall(staging, members=[m for m in members if not (m.issym() and m.linkname.startswith("/"))])
+        unpack_archive(data, staging, f"kernel {name}")
     return cache_mod.get_or_build(cache, entry(cache, name, key), unpack)
+
+
+def unpack_archive(data: bytes, dest: Path, what: str) -> None:
+    """A tar from another lab host into DEST: files, folders and links that stay inside, nothing else.
+    Links to absolute paths (Debian's modules/build, to the packing host's headers) are dropped."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members = tar.getmembers()
+        for m in members:
+            if m.name.startswith("/") or ".." in Path(m.name).parts or m.issym() and ".." in Path(m.linkname).parts:
+                raise InfraError(f"{what}: archive member {m.name!r} points outside it")
+        tar.extractall(dest, members=[m for m in members if m.isfile() or m.isdir()
+                                      or m.issym() and not m.linkname.startswith("/")])
 
 
 def load(path: Path) -> KernelArtifacts:

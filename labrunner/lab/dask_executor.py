@@ -14,10 +14,8 @@ task of labrunner.lab.worker.run_task that asks for one `guest` resource. The cl
 """
 
 import concurrent.futures
-import io
 import json
 import logging
-import tarfile
 import threading
 import time
 import uuid
@@ -101,7 +99,7 @@ class DaskExecutor(Executor):
         finally:
             with self._lock:
                 self._tasks.pop(key, None)
-        record = self._land(result, job.results)
+        record = land(result, job.results)
         record["worker"] = result.get("worker")
         return record
 
@@ -145,22 +143,6 @@ class DaskExecutor(Executor):
                 self.client.cancel(future)
                 return worker_mod.error_result(f"the run on the cluster outlived its bound of {bound:.0f} s; cancelled")
 
-    def _land(self, result: Dict[str, Any], results: Path) -> Dict[str, Any]:
-        """The run's folder unpacked under RESULTS (its name, or name-N if taken); its record."""
-        record = result["record"]
-        if not result.get("folder"):
-            return record
-        folder = fresh_dir(results, record["id"])
-        with tarfile.open(fileobj=io.BytesIO(result["folder"])) as tar:
-            members = [m for m in tar.getmembers() if not (m.name.startswith("/") or ".." in Path(m.name).parts)]
-            tar.extractall(folder, members=members)
-        record = json.loads((folder / "run.json").read_text())
-        if record["id"] != folder.name:  # two hosts made a run folder of the same name
-            record["id"] = folder.name
-            write_json_atomic(folder / "run.json", record)
-        record["run_dir"] = str(folder)
-        return record
-
     def shutdown(self) -> None:
         self._stopping.set()
         with self._lock:
@@ -184,3 +166,18 @@ class DaskExecutor(Executor):
         finally:
             self._pool.shutdown(wait=False, cancel_futures=True)
             self.client.close(timeout=10)
+
+
+def land(result: Dict[str, Any], results: Path) -> Dict[str, Any]:
+    """The run's folder unpacked under RESULTS (its name, or name-N if taken); its record."""
+    record = result["record"]
+    if not result.get("folder"):
+        return record
+    folder = fresh_dir(results, record["id"])
+    shipment.unpack_archive(result["folder"], folder, f"the run folder from {result.get('worker')}")
+    record = json.loads((folder / "run.json").read_text())
+    if record["id"] != folder.name:  # two hosts made a run folder of the same name
+        record["id"] = folder.name
+        write_json_atomic(folder / "run.json", record)
+    record["run_dir"] = str(folder)
+    return record

@@ -213,3 +213,15 @@ def test_any_mangled_lab_yaml_is_a_one_line_error_or_loads(write_lab, data):
         config.load(path)
     except ConfigError as e:
         assert "\n" not in str(e) and str(e).startswith(f"{path}"), str(e)
+
+
+def test_executor_kinds(write_lab):
+    lab = config.load(write_lab(GOOD + "executor:\n  kind: dask\n  scheduler: tcp://10.0.0.1:8786\n"))
+    assert (lab.scheduler, lab.slots) == ("tcp://10.0.0.1:8786", None)
+    assert config.load(write_lab(GOOD + "executor:\n  slots: 2\n")).scheduler is None
+    e = error_of(write_lab, GOOD + "executor:\n  kind: dask\n")
+    assert e.key == "executor.scheduler" and "tcp://HOST:8786" in str(e)
+    e = error_of(write_lab, GOOD + "executor:\n  kind: slurm\n")
+    assert e.key == "executor.kind" and "known: local, dask" in str(e)
+    e = error_of(write_lab, GOOD + "executor:\n  scheduler: tcp://h:1\n")
+    assert e.key == "executor.scheduler" and "kind: dask" in str(e)
