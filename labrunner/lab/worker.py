@@ -115,6 +115,7 @@ def run_task(spec: Dict[str, Any]) -> Dict[str, Any]:
     """One run of a nightly, on this worker: {record, folder (a gzipped tar of the run folder), worker}."""
     from distributed import get_client, get_worker
 
+    t0 = time.time()
     worker = get_worker()
     host: LabHost = worker.plugins[PLUGIN]
     client = get_client()
@@ -127,7 +128,9 @@ def run_task(spec: Dict[str, Any]) -> Dict[str, Any]:
         return error_result(f"worker {worker.address} has another lab.yaml ({host.lab.path}, hash {host.lab_hash}, "
                       f"the client's {spec['lab_hash']}): run workers from the same checkout", worker.address)
     try:
+        t_fetch = time.time()
         kernel_dir = host.kernel(spec["ship"], client)
+        fetch_s = time.time() - t_fetch
     except (LabError, OSError, TimeoutError) as e:
         return error_result(f"kernel {spec['kernel']} did not reach worker {worker.address}: {e}", worker.address)
     results = host.work / spec["key"]
@@ -135,6 +138,7 @@ def run_task(spec: Dict[str, Any]) -> Dict[str, Any]:
               duration=spec["duration"], stop_on_first_splat=spec["stop_on_first_splat"], timeout=spec["timeout"],
               kernel_artifacts=kernel_dir)
     host.progress(f"run {spec['test']} on {spec['kernel']} ({spec['key']})")
+    t_run = time.time()
     try:
         future = host.executor.submit(job)
         stop = metadata_key(spec["session"], "stop")
@@ -145,9 +149,13 @@ def run_task(spec: Dict[str, Any]) -> Dict[str, Any]:
             except concurrent.futures.TimeoutError:
                 if client.get_metadata(stop, default=False):
                     host.executor.stop(job)
+        t_end = time.time()
         host.progress(f"{record['verdict'].upper()}: {spec['test']} on {spec['kernel']}: {record['reason']}")
         folder = pack_folder(Path(record["run_dir"])) if record.get("run_dir") else None
-        return {"record": record, "folder": folder, "worker": worker.address}
+        # What the executor adds to the run, on this host's clock (the kernel's first fetch apart).
+        times = {"fetch_s": fetch_s, "before_s": t_run - t0 - fetch_s, "packed_at": time.time(),
+                 "after_s": time.time() - t_end}
+        return {"record": record, "folder": folder, "worker": worker.address, "times": times}
     finally:
         shutil.rmtree(results, ignore_errors=True)
 
