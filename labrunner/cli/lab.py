@@ -6,6 +6,7 @@ configuration error, 3 some cells reached no verdict (infrastructure only).
 """
 
 import json
+import logging
 import shutil
 import time
 import webbrowser
@@ -30,6 +31,11 @@ def _results(lab, args) -> Path:
 
 def cmd_nightly(args, lab, progress) -> int:
     executor = nightly_mod.open_executor(lab, args.executor, args.jobs)
+    if args.verbose < 2:
+        # distributed (imported for a dask executor) logs each reconnection attempt with a traceback;
+        # the nightly's own error says what was lost. `labrunner worker` keeps dask's log: it is a service's.
+        for name in ("distributed", "distributed.client"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         result = nightly_mod.run_nightly(lab, args.suite, executor, results=_results(lab, args), resume=args.resume,
                                          progress=progress)

@@ -135,6 +135,10 @@ class DaskExecutor(Executor):
                     wait(future, timeout=POLL_S)
             except TimeoutError:
                 pass
+            except concurrent.futures.CancelledError:  # FuturesCancelledError: the scheduler is gone
+                if self._stopping.is_set():
+                    raise
+                raise InfraError(f"lost the connection to the dask scheduler at {self.address}") from None
             if future.status == "finished":
                 return future.result()
             if future.status == "error":

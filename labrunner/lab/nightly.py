@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .. import process
 from ..build import kernel as kernel_mod
 from ..config import Lab
-from ..errors import BuildError, LabError, UserError
+from ..errors import BuildError, InfraError, LabError, UserError
 from ..run.record import fresh_dir, now, utc_stamp, write_json_atomic
 from . import compare as compare_mod
 from .executor import Executor, Job, LocalExecutor, local_slots
@@ -134,10 +134,12 @@ def run_nightly(lab: Lab, suite_name: Optional[str], executor: Executor, *, resu
                     done += 1
                 save()
             progress(_progress_line(doc, done, total, time.monotonic() - t0))
-    except BaseException:
+    except BaseException as e:
         executor.shutdown()  # every guest stops; the nightly stays incomplete, to --resume
         save()
         store.add_nightly(doc, folder)
+        if isinstance(e, InfraError):
+            raise InfraError(f"{e}\nthe nightly is incomplete; to finish it: labrunner nightly --resume {folder.name}") from None
         raise
     doc.update(complete=True, finished_at=now("microseconds"))
     save()

@@ -1,7 +1,8 @@
 """End to end, real processes on 127.0.0.1: a `dask scheduler` and two `labrunner worker`s, each with a
 cache and work folder of its own, so they share nothing but the network. A small nightly through
 them equals in shape the same nightly run locally; a worker killed mid-run leaves no QEMU and loses no
-run; a host that cannot run guests does not join.
+run; a lost scheduler ends the nightly incomplete, and --resume finishes it; a host that cannot run
+guests does not join.
 """
 import json
 import os
@@ -125,12 +126,8 @@ def test_a_worker_killed_mid_run_leaves_no_qemu_and_loses_no_run(tmp_path, lab):
                                  "--results", str(tmp_path / "results")], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
         try:
-            def guests_of(pid):
-                out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-                kids = [int(p) for p in out.split()]
-                return qemu_children(pid) + [q for k in kids for q in guests_of(k)]
             victim, guests = wait_for(lambda: next(((n, g) for n in ("w1", "w2")
-                                                    if (g := guests_of(cluster.procs[n].pid))), None),
+                                                    if (g := _guests(cluster.procs[n].pid))), None),
                                       600, "a worker's guest")
             cluster.procs[victim].send_signal(signal.SIGKILL)
             for pid in guests:
@@ -149,6 +146,40 @@ def test_a_worker_killed_mid_run_leaves_no_qemu_and_loses_no_run(tmp_path, lab):
         assert len(list((folder / "runs").iterdir())) == 2
     finally:
         cluster.close()
+
+
+def test_a_lost_scheduler_ends_the_nightly_incomplete_and_resume_finishes_it(tmp_path, lab):
+    cluster = Cluster(tmp_path, lab)
+    results = tmp_path / "results"
+    try:
+        proc = subprocess.Popen([*LAB, "--lab", str(lab), "nightly", "long", "--executor", cluster.address,
+                                 "--results", str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            guests = wait_for(lambda: [q for n in ("w1", "w2") for q in _guests(cluster.procs[n].pid)], 600,
+                              "a guest")
+            cluster.procs["scheduler"].send_signal(signal.SIGKILL)
+            out, err = proc.communicate(timeout=300)
+        finally:
+            proc.kill()
+        assert proc.returncode == 3, out + err
+        assert "lost the connection to the dask scheduler" in err and "Traceback" not in err, err
+        (folder,) = results.glob("nightly-*")
+        assert f"labrunner nightly --resume {folder.name}" in err
+        for pid in guests:  # the workers stop their runs once the scheduler is gone
+            wait_for(lambda: not is_qemu(pid), 180, f"QEMU {pid} to exit")
+    finally:
+        cluster.close()
+    assert not json.loads((folder / "nightly.json").read_text())["complete"]
+    resumed = nightly(lab, results, "--resume", folder.name, "--executor", "local")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    doc = json.loads((folder / "nightly.json").read_text())
+    assert doc["complete"] and [c["attempts"][-1]["verdict"] for c in doc["cells"].values()] == ["pass", "pass"]
+
+
+def _guests(pid):
+    """QEMU processes below PID, at any depth."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return qemu_children(pid) + [q for k in map(int, out.split()) for q in _guests(k)]
 
 
 def test_a_host_that_cannot_run_guests_does_not_join(tmp_path):
