@@ -108,7 +108,7 @@ def main() -> None:
     local_wall, local_doc, local_runs = timed_nightly(lab, LocalExecutor(1), work / "local")
     address, procs, joined = start_cluster(work, lab_path)
     try:
-        executor = DaskExecutor(lab, nightly.lab_hash(lab), address)
+        executor = DaskExecutor(lab, address)
         dask_wall, dask_doc, dask_runs = timed_nightly(lab, executor, work / "dask")
     finally:
         for p in procs:

@@ -13,11 +13,10 @@ import webbrowser
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ..errors import InfraError, UserError
+from ..errors import UserError
 from ..build import kbuild
 from ..lab import bisect as bisect_mod
 from ..lab import compare as compare_mod
-from ..lab import executor as executor_mod
 from ..lab import nightly as nightly_mod
 from ..lab.store import Store, import_folder
 from ..report import files as report_files
@@ -54,11 +53,7 @@ def cmd_worker(args, lab, progress) -> int:
     from ..lab import worker as worker_mod  # imports distributed: only for this command
 
     say = lambda s: print(f"labrunner worker: {s}", flush=True)  # noqa: E731  a service's log, not a status line
-    problems = worker_mod.check_host(lab, say)
-    if problems:
-        raise InfraError("this host cannot run the lab's guests, so it does not join:\n  " + "\n  ".join(problems))
-    spec = worker_mod.WorkerSpec(args.scheduler, executor_mod.local_slots(lab, args.slots), args.name, args.listen)
-    worker_mod.serve(lab, nightly_mod.lab_hash(lab), spec, say)
+    worker_mod.serve(args.scheduler, lab.path, slots=args.slots, name=args.name, listen=args.listen, progress=say)
     return 0
 
 

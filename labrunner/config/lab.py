@@ -6,6 +6,7 @@ replacing the built-in one; `defaults:` merges key by key; any other section giv
 built-in one. An error names the file and line of the entry at fault, whichever file that is."""
 
 import dataclasses
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -77,6 +78,10 @@ class Lab:
         """The user's SSH key pair for the guests, beside the cache: the same for every lab, so that
         images of the same contents have the same key wherever their lab.yaml is."""
         return self.cache_dir / "ssh"
+
+    def file_hash(self) -> str:
+        """lab.yaml's own hash: what a nightly records, and what lab hosts of a cluster must share."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
 
     def pick(self, section: str, name: Optional[str]):
         """The entry NAME of SECTION, or the default one; a clear error for unknown names."""

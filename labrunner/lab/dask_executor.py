@@ -39,10 +39,10 @@ POLL_S = 5
 
 
 class DaskExecutor(Executor):
-    def __init__(self, lab: Lab, lab_hash: str, address: str, *, queue_bound: float = QUEUE_BOUND):
+    def __init__(self, lab: Lab, address: str, *, queue_bound: float = QUEUE_BOUND):
         from distributed import Client
 
-        self.lab, self.lab_hash, self.address, self.queue_bound = lab, lab_hash, address, queue_bound
+        self.lab, self.lab_hash, self.address, self.queue_bound = lab, lab.file_hash(), address, queue_bound
         try:
             self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except (OSError, TimeoutError) as e:

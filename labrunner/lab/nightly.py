@@ -10,7 +10,6 @@ report, runs again (lab.yaml's retries); a kernel report is never retried away.
 """
 
 import concurrent.futures
-import hashlib
 import json
 import logging
 import socket
@@ -29,10 +28,6 @@ from .matrix import Cell, cells
 from .store import Store
 
 log = logging.getLogger(__name__)
-
-
-def lab_hash(lab: Lab) -> str:
-    return hashlib.sha256(lab.path.read_bytes()).hexdigest()[:16]
 
 
 def wants_retry(attempt: Dict[str, Any]) -> bool:
@@ -76,7 +71,7 @@ def open_executor(lab: Lab, address: Optional[str] = None, jobs: Optional[int] =
     address = address or lab.scheduler
     if address and address != "local":
         from .dask_executor import DaskExecutor  # distributed takes a second to import: only when used
-        return DaskExecutor(lab, lab_hash(lab), address)
+        return DaskExecutor(lab, address)
     return LocalExecutor(local_slots(lab, jobs))
 
 
@@ -91,7 +86,7 @@ def _start(lab: Lab, suite_name: Optional[str], results: Path, resume: Optional[
         raise UserError(f"no suite '{name}' in {lab.path}; known: {', '.join(sorted(lab.suites)) or 'none'}")
     folder = fresh_dir(results, f"nightly-{utc_stamp()}-{name}")
     # Microseconds: nightlies are ordered by their start, and two may start within one second.
-    doc = {"id": folder.name, "suite": name, "lab_hash": lab_hash(lab), "host": socket.gethostname(),
+    doc = {"id": folder.name, "suite": name, "lab_hash": lab.file_hash(), "host": socket.gethostname(),
            "started_at": now("microseconds"), "finished_at": None,
            "complete": False, "cells": {c.key: {"kernel": c.kernel, "test": c.test, "repeat": c.repeat,
                                                "duration": c.duration, "expect": c.expect, "attempts": []}

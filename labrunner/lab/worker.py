@@ -18,7 +18,6 @@ A SIGKILLed worker takes its runs with it: every child has the parent-death sign
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import io
 import logging
 import shutil
@@ -27,15 +26,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from distributed import WorkerPlugin
+from distributed import Worker, WorkerPlugin
 
 from .. import process
 from ..build import image as image_mod
 from ..build import shipment
+from .. import config
 from ..config import Lab
 from ..errors import InfraError, LabError
 from ..machine import qemu as qemu_mod
-from .executor import Job, LocalExecutor, infra_record
+from .executor import Job, LocalExecutor, infra_record, local_slots
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ PLUGIN = "labrunner-host"
 MIN_QEMU = (10, 0)  # hot-(un)plug of vCPUs under TCG as the lab uses it (LAB-NOTES)
 POLL_S = 5  # how often a run under way asks whether the client wants it stopped
 FETCH_TIMEOUT = 900  # a kernel's archive, worker to worker
+DEATH_TIMEOUT = 60  # a worker gives up on an unreachable scheduler after this long
 
 
 def metadata_key(session: str, *rest: str) -> List[str]:
@@ -160,33 +161,43 @@ def run_task(spec: Dict[str, Any]) -> Dict[str, Any]:
         shutil.rmtree(results, ignore_errors=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class WorkerSpec:
-    scheduler: str  # tcp://HOST:PORT, or tls://
-    slots: int
-    name: Optional[str] = None
-    listen: Optional[str] = None  # the address this worker listens on; dask's choice when None
-    death_timeout: float = 60  # give up when the scheduler is unreachable this long
+class LabWorker(Worker):
+    """A dask Worker that is a lab host: the host checked, `guest` resources and one thread per slot,
+    the LabHost plugin. `labrunner worker` starts one; so can dask's own deployments, given
+    worker_class="labrunner.lab.worker.LabWorker" and worker_options={"lab": PATH} (SSHCluster)."""
+
+    def __init__(self, *args, lab: Optional[str] = None, slots: Optional[int] = None,
+                 progress: Callable[[str], None] = lambda s: None, **kwargs):
+        lab_cfg = config.load(Path(lab) if lab else config.find_lab())
+        problems = check_host(lab_cfg, progress)
+        if problems:
+            raise InfraError("this host cannot run the lab's guests, so it does not join:\n  " + "\n  ".join(problems))
+        n = local_slots(lab_cfg, slots)
+        self.lab_host = LabHost(lab_cfg, lab_cfg.file_hash(), n,
+                                lab_cfg.cache_dir / "worker" / (kwargs.get("name") or "worker"), progress)
+        kwargs.setdefault("local_directory", str(self.lab_host.work / "dask"))
+        kwargs.setdefault("death_timeout", DEATH_TIMEOUT)
+        super().__init__(*args, nthreads=n, resources={"guest": n}, plugins=(self.lab_host,), **kwargs)
 
 
-def serve(lab: Lab, lab_hash: str, spec: WorkerSpec, progress: Callable[[str], None] = lambda s: None) -> None:
-    """Run a dask worker for LAB until the scheduler goes away or a signal ends it; every run under
+def serve(scheduler: str, lab: Optional[Path], *, slots: Optional[int] = None, name: Optional[str] = None,
+          listen: Optional[str] = None, progress: Callable[[str], None] = lambda s: None) -> None:
+    """Run a LabWorker for SCHEDULER until the scheduler goes away or a signal ends it; every run under
     way is stopped on the way out."""
-    from distributed import Worker
-
-    host = LabHost(lab, lab_hash, spec.slots, lab.cache_dir / "worker" / (spec.name or "worker"), progress)
+    workers: List[LabWorker] = []
 
     async def main() -> None:
-        kwargs = {"host": spec.listen} if spec.listen else {}
-        async with Worker(spec.scheduler, nthreads=spec.slots, resources={"guest": spec.slots}, name=spec.name,
-                          plugins=(host,), death_timeout=spec.death_timeout,
-                          local_directory=str(host.work / "dask"), **kwargs) as worker:
-            progress(f"worker {worker.address}: {spec.slots} guest slots, scheduler {spec.scheduler}")
+        kwargs = {"host": listen} if listen else {}
+        async with LabWorker(scheduler, lab=str(lab) if lab else None, slots=slots, progress=progress, name=name,
+                             **kwargs) as worker:
+            workers.append(worker)
+            progress(f"worker {worker.address}: {worker.lab_host.slots} guest slots, scheduler {scheduler}")
             await worker.finished()
 
     t0 = time.monotonic()
     try:
         asyncio.run(main())
     finally:
-        host.executor.shutdown()
+        for worker in workers:
+            worker.lab_host.executor.shutdown()
         log.info("worker ran for %.0f s", time.monotonic() - t0)
