@@ -30,7 +30,7 @@ suites:
     - kernels: [debian-6.12]
       tests: [kvm-smoke]
       repeats: 2
-      duration: 45
+      duration: 25
 """
 LAB = LABRUNNER[:-2]  # python -m labrunner.cli
 
