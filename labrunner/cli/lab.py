@@ -202,8 +202,9 @@ def _diff(results: Path, store: Store, a: Optional[str], b: Optional[str]) -> in
 def add_parsers(sub, call) -> None:
     """The lab commands' parsers; CALL(args) loads lab.yaml and runs args.lab_func(args, lab, progress)."""
     n = sub.add_parser("nightly", help="run a suite (kernels x tests x repeats) and report what is new",
-                       description="Run every cell of SUITE (default: defaults.suite) in guest slots, record each "
-                                   "run, compare with the previous nightly of the suite and print what is new.",
+                       description="Run every cell of SUITE (default: defaults.suite) in guest slots, here or on the "
+                                   "lab hosts of a dask cluster (--executor, `labrunner worker`), record each run, "
+                                   "compare with the previous nightly of the suite and print what is new.",
                        epilog="Exit status: 0 nothing new, 1 a new regression or a lost canary, 2 configuration "
                               "error, 3 some cells reached no verdict (infrastructure errors only).")
     n.add_argument("suite", nargs="?", help="suite name from lab.yaml")
