@@ -111,7 +111,7 @@ def main() -> None:
         executor = DaskExecutor(lab, address)
         dask_wall, dask_doc, dask_runs = timed_nightly(lab, executor, work / "dask")
     finally:
-        for p in procs:
+        for p in reversed(procs):  # workers first: one whose scheduler is gone retries for minutes
             p.send_signal(signal.SIGTERM)
         for p in procs:
             try:

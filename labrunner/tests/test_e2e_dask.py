@@ -30,7 +30,11 @@ suites:
     - kernels: [debian-6.12]
       tests: [kvm-smoke]
       repeats: 2
-      duration: 25
+      duration: 15
+  one:
+    - kernels: [debian-6.12]
+      tests: [kvm-smoke]
+      duration: 15
 """
 LAB = LABRUNNER[:-2]  # python -m labrunner.cli
 
@@ -64,7 +68,8 @@ class Cluster:
             assert self.procs[name].poll() is None, self.logs[name].read_text()
 
     def close(self) -> None:
-        for proc in self.procs.values():
+        # Workers first: a worker whose scheduler is gone spends minutes trying to say goodbye to it.
+        for proc in reversed(list(self.procs.values())):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs.values():
@@ -152,7 +157,7 @@ def test_a_lost_scheduler_ends_the_nightly_incomplete_and_resume_finishes_it(tmp
     cluster = Cluster(tmp_path, lab)
     results = tmp_path / "results"
     try:
-        proc = subprocess.Popen([*LAB, "--lab", str(lab), "nightly", "long", "--executor", cluster.address,
+        proc = subprocess.Popen([*LAB, "--lab", str(lab), "nightly", "one", "--executor", cluster.address,
                                  "--results", str(results)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             guests = wait_for(lambda: [q for n in ("w1", "w2") for q in _guests(cluster.procs[n].pid)], 600,
@@ -173,7 +178,7 @@ def test_a_lost_scheduler_ends_the_nightly_incomplete_and_resume_finishes_it(tmp
     resumed = nightly(lab, results, "--resume", folder.name, "--executor", "local")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     doc = json.loads((folder / "nightly.json").read_text())
-    assert doc["complete"] and [c["attempts"][-1]["verdict"] for c in doc["cells"].values()] == ["pass", "pass"]
+    assert doc["complete"] and [c["attempts"][-1]["verdict"] for c in doc["cells"].values()] == ["pass"]
 
 
 def _guests(pid):
