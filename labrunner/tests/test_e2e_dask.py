@@ -11,10 +11,14 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 
+from labrunner.config import load
+
+from .conftest import REPO
 from .test_e2e import LABRUNNER, is_qemu, qemu_children, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -106,22 +110,36 @@ def _shape(results: Path):
     return cells, runs, rows, states, sorted(comparison)
 
 
+def _known_met(results: Path) -> bool:
+    """A report of lab.yaml's known_issues in the nightly under RESULTS (TCG's int3 or RCU wedge)."""
+    known = load(REPO / "lab.yaml").known_issues
+    doc = json.loads(next(results.glob("nightly-*/nightly.json")).read_text())
+    return any(k.matches(r["title"], c["kernel"], c["test"]) for c in doc["cells"].values()
+               for a in c["attempts"] for r in a["reports"] for k in known)
+
+
 def test_a_nightly_runs_the_same_on_two_workers_as_here(tmp_path, lab):
-    local = nightly(lab, tmp_path / "local", "smoke", "--jobs", "1")
+    for attempt in (1, 2):  # a known report (README: findings) in either nightly earns one more pair
+        here = tmp_path / str(attempt)
+        local = nightly(lab, here / "local", "smoke", "--jobs", "1")
+        cluster = Cluster(here, lab)
+        try:
+            remote = nightly(lab, here / "remote", "smoke", "--executor", cluster.address)
+        finally:
+            cluster.close()
+        met = [side for side in ("local", "remote") if _known_met(here / side)]
+        if not met or attempt == 2:
+            break
+        warnings.warn(f"a known report in the {met[0]} nightly; running the pair once more ({here})")
     assert local.returncode == 0, local.stdout + local.stderr
-    cluster = Cluster(tmp_path, lab)
-    try:
-        remote = nightly(lab, tmp_path / "remote", "smoke", "--executor", cluster.address)
-        assert remote.returncode == 0, remote.stdout + remote.stderr
-        assert f"dask {cluster.address}, 2 guest slots" in remote.stdout
-        assert _shape(tmp_path / "remote") == _shape(tmp_path / "local")
-        # both workers ran one, each from its own cache, into which the kernel was shipped
-        for name in ("w1", "w2"):
-            assert "PASS: kvm-smoke on debian-6.12" in cluster.logs[name].read_text(), cluster.logs[name].read_text()
-            assert list((tmp_path / name / "cache" / "kernels" / "shipped").glob("debian-6.12-*/kernel.json"))
-            assert not list((tmp_path / name / "cache" / "worker" / name).glob("labrunner-run-*")), "no copy kept"
-    finally:
-        cluster.close()
+    assert remote.returncode == 0, remote.stdout + remote.stderr
+    assert f"dask {cluster.address}, 2 guest slots" in remote.stdout
+    assert _shape(here / "remote") == _shape(here / "local")
+    # both workers ran one, each from its own cache, into which the kernel was shipped
+    for name in ("w1", "w2"):
+        assert "PASS: kvm-smoke on debian-6.12" in cluster.logs[name].read_text(), cluster.logs[name].read_text()
+        assert list((here / name / "cache" / "kernels" / "shipped").glob("debian-6.12-*/kernel.json"))
+        assert not list((here / name / "cache" / "worker" / name).glob("labrunner-run-*")), "no copy kept"
 
 
 def test_a_worker_killed_mid_run_leaves_no_qemu_and_loses_no_run(tmp_path, lab):

@@ -214,6 +214,7 @@ HEADERS = {
     "kcsan": "BUG: KCSAN: data-race in kvm_online_cpu / kvm_offline_cpu",
     "stack-fp": "WARNING: kernel stack frame pointer at 00000000e809d5dc in sh:99 has bad value 000000009844d018",
     "double-fault": "PANIC: double fault, error_code: 0x0",
+    "int3": "int3: 0000 [#1] PREEMPT SMP NOPTI",
     "invariant": "labrunner-invariant: online CPU without virtualization enabled: CPU4, while a VM exists",
     "unknown": "BUG: a report no row knows",
 }
@@ -233,6 +234,22 @@ _TRACE_TAIL = ["Call Trace:", " <TASK>", " dump_stack_lvl+0x5d/0x80", " check_pr
                " kvm_arch_hardware_enable+0x1e/0x310", " hardware_enable_nolock+0x30/0x70",
                " kvm_dev_ioctl+0x3f2/0x7a0", " __x64_sys_ioctl+0x94/0xd0", " do_syscall_64+0x82/0x190",
                " entry_SYSCALL_64_after_hwframe+0x76/0x7e", " </TASK>"]
+
+
+def test_a_report_printed_into_a_shell_prompt_is_seen():
+    """Debian 6.12 under TCG, 2026-12-01 (a dask e2e run): the kernel's Oops landed after the guest
+    shell's prompt and a terminal query, mid-line."""
+    lines = ["[+   10.224] / # \x1b[6n[    8.271928] Oops: int3: 0000 [#1] PREEMPT SMP NOPTI",
+             "[+   10.224] [    8.273544] CPU: 0 UID: 0 PID: 10 Comm: kworker/0:1 Not tainted 6.12.95+deb12-amd64 #1",
+             "[+   10.225] [    8.273800] RIP: 0010:finish_task_switch.isra.0+0xa9/0x2f0",
+             "[+   10.227] [    8.273800] Call Trace:", "[+   10.227] [    8.273800]  <TASK>",
+             "[+   10.228] [    8.273800]  __schedule+0x503/0xc00", "[+   10.228] [    8.273800]  schedule+0x27/0xc0",
+             "[+   10.228] [    8.273800]  worker_thread+0x97/0x2f0", "[+   10.228] [    8.273800]  </TASK>",
+             "[+   10.231] [    8.273800] Kernel panic - not syncing: Fatal exception in interrupt"]
+    titles = [r.title for r in splats.parse_lines(lines)]
+    assert titles[0] == "BUG: int3 in finish_task_switch", titles
+    assert splats.clean("/ # login: [    8.271928] Oops: x") == "Oops: x"
+    assert splats.clean("took 1.500000 s [ok]") == "took 1.500000 s [ok]", "no kernel time, no cut"
 
 
 def test_smp_processor_id_in_preemptible_code_is_named_by_its_caller():

@@ -173,6 +173,9 @@ FORMATS: List[Format] = [
     _f("warning", r"WARNING: (?:CPU: \d+ PID: -?\d+ at |at )?(?P<src>\S+:\d+)(?: (?P<func>[\w.$]+)\+0x[0-9a-f]+)?",
        "{warning} in {frame}", ("header", "rip", "trace"),
        refine=(rules.warning_kind, rules.no_frame_if_corrupted, rules.usb_submit_urb_caller)),
+    # A breakpoint trap with no handler: under TCG, text patching (text_poke_bp) racing another vCPU's
+    # translated code (README: findings).
+    _f("int3", r"(?:Oops: )?int3: \d+ \[#\d+\]", "BUG: int3 in {frame}"),
     _f("oops", r"Oops: |Internal error: Oops", "BUG: unable to handle kernel in {frame}", follows=True),
     # A Rust panic: the message is on the next line, the guilty frame the first one outside
     # core::panicking; it ends in a BUG().
@@ -201,6 +204,6 @@ FORMATS: List[Format] = [
 # search for plain words is far cheaper than trying each format's pattern.
 ANY_HEADER = re.compile(r"WARNING|BUG|INFO|general protection|nable to handle|Kernel panic|Oops|UBSAN|"
                         r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP|trusty: panic|panicked at|"
-                        r"labrunner-invariant|PANIC: double")
+                        r"labrunner-invariant|PANIC: double|int3: ")
 
 assert all(f.fallback for f in FORMATS[next(i for i, f in enumerate(FORMATS) if f.fallback):]), "fallback rows go last"

@@ -15,6 +15,8 @@ _PREFIX = re.compile(
 )
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 KTIME = re.compile(r"\[\s*(\d+\.\d+)\]")
+# A kernel line printed into the middle of another (a shell prompt's): the kernel's part starts at its time.
+_MIDLINE = re.compile(r"\S\s*(\[\s*\d+\.\d{6}\])")
 
 
 def clean(line: str) -> str:
@@ -25,6 +27,8 @@ def clean(line: str) -> str:
         line = _ANSI.sub("", line)
     if not line.isprintable():  # the common line is, and skips the substitution
         line = CONTROL.sub("", line.replace("\t", " "))
+    if line[:1] not in "<[" and "." in line and (mid := _MIDLINE.search(line)):
+        line = line[mid.start(1):]
     m = _PREFIX.match(line) if line[:1] in "<[" else None
     if m:
         line = line[m.end():]
