@@ -27,9 +27,12 @@ def clean(line: str) -> str:
         line = _ANSI.sub("", line)
     if not line.isprintable():  # the common line is, and skips the substitution
         line = CONTROL.sub("", line.replace("\t", " "))
-    if line[:1] not in "<[" and "." in line and (mid := _MIDLINE.search(line)):
+    if line[:1] not in "<[":
+        mid = _MIDLINE.search(line) if "] " in line else None
+        if mid is None:
+            return line.rstrip()
         line = line[mid.start(1):]
-    m = _PREFIX.match(line) if line[:1] in "<[" else None
+    m = _PREFIX.match(line)
     if m:
         line = line[m.end():]
     return line.rstrip()
