@@ -13,12 +13,8 @@ Writes bench/out/cluster.json. Usage: .venv/bin/python bench/cluster.py [--repea
 
 import argparse
 import json
-import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,6 +26,7 @@ from labrunner import config  # noqa: E402
 from labrunner.lab import nightly  # noqa: E402
 from labrunner.lab.dask_executor import DaskExecutor  # noqa: E402
 from labrunner.lab.executor import LocalExecutor  # noqa: E402
+from labrunner.tests.test_e2e_dask import Cluster  # noqa: E402
 
 OUT = REPO / "bench" / "out"
 SUITE = """suites:
@@ -70,30 +67,6 @@ def timed_nightly(lab, executor, results: Path):
     return time.monotonic() - t0, doc, rec.records
 
 
-def start_cluster(work: Path, lab_path: Path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    procs = [subprocess.Popen([str(Path(sys.executable).with_name("dask")), "scheduler", "--host", "127.0.0.1",
-                               "--port", str(port), "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=open(work / "scheduler.log", "w"))]
-    t0, joined = time.monotonic(), {}
-    for name in ("w1", "w2"):
-        env = {**os.environ, "LABRUNNER_CACHE": str(work / name / "cache")}
-        procs.append(subprocess.Popen([sys.executable, "-m", "labrunner.cli", "--lab", str(lab_path), "worker",
-                                       address, "--slots", "1", "--name", name], env=env,
-                                      stdout=open(work / f"{name}.log", "w"), stderr=subprocess.STDOUT))
-    while len(joined) < 2 and time.monotonic() - t0 < 600:
-        for name in ("w1", "w2"):
-            if name not in joined and "guest slots, scheduler" in (work / f"{name}.log").read_text():
-                joined[name] = round(time.monotonic() - t0, 1)
-        time.sleep(0.2)
-    if len(joined) < 2:
-        raise SystemExit(f"workers did not join within 600 s; see {work}")
-    return address, procs, joined
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=4)
@@ -106,18 +79,12 @@ def main() -> None:
     lab = config.load(lab_path)
 
     local_wall, local_doc, local_runs = timed_nightly(lab, LocalExecutor(1), work / "local")
-    address, procs, joined = start_cluster(work, lab_path)
+    cluster = Cluster(work, lab_path)  # the end-to-end tests' own: real processes on 127.0.0.1
     try:
-        executor = DaskExecutor(lab, address)
-        dask_wall, dask_doc, dask_runs = timed_nightly(lab, executor, work / "dask")
+        dask_wall, dask_doc, dask_runs = timed_nightly(lab, DaskExecutor(lab, cluster.address), work / "dask")
     finally:
-        for p in reversed(procs):  # workers first: one whose scheduler is gone retries for minutes
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        cluster.close()
+    joined = cluster.joined
 
     def own(runs):
         return sum(r.get("duration_s") or 0 for r in runs)

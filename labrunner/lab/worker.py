@@ -78,7 +78,7 @@ class LabHost(WorkerPlugin):
     name = PLUGIN
 
     def __init__(self, lab: Lab, lab_hash: str, slots: int, work: Path, progress: Callable[[str], None]):
-        self.lab, self.lab_hash, self.slots, self.work, self.progress = lab, lab_hash, slots, work, progress
+        self.lab, self.lab_hash, self.work, self.progress = lab, lab_hash, work, progress
         self.executor = LocalExecutor(slots)
 
     def setup(self, worker) -> None:
@@ -191,7 +191,7 @@ def serve(scheduler: str, lab: Optional[Path], *, slots: Optional[int] = None, n
         async with LabWorker(scheduler, lab=str(lab) if lab else None, slots=slots, progress=progress, name=name,
                              **kwargs) as worker:
             workers.append(worker)
-            progress(f"worker {worker.address}: {worker.lab_host.slots} guest slots, scheduler {scheduler}")
+            progress(f"worker {worker.address}: {worker.lab_host.executor.slots} guest slots, scheduler {scheduler}")
             await worker.finished()
 
     t0 = time.monotonic()

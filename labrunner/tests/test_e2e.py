@@ -46,6 +46,12 @@ def qemu_children(pid: int):
     return found
 
 
+def child_pids(pid: int):
+    """PID's child processes."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
 def is_qemu(pid: int) -> bool:
     try:
         return b"qemu-system" in Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -11,6 +11,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import pytest
 from labrunner.config import load
 
 from .conftest import REPO
-from .test_e2e import LABRUNNER, is_qemu, qemu_children, wait_for
+from .test_e2e import LABRUNNER, child_pids, is_qemu, qemu_children, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,9 +51,11 @@ def _port() -> int:
 
 
 class Cluster:
-    """A scheduler and NAMES workers, stopped (and their guests with them) on close()."""
+    """A scheduler and NAMES workers, stopped (and their guests with them) on close(); `joined`: each
+    worker's seconds from the start to joining (bench/cluster.py reports them)."""
 
     def __init__(self, tmp_path: Path, lab: Path, names=("w1", "w2")):
+        t0 = time.monotonic()
         self.address = f"tcp://127.0.0.1:{_port()}"
         self.procs = {}
         dask = Path(sys.executable).with_name("dask")
@@ -66,10 +69,12 @@ class Cluster:
             self.procs[name] = subprocess.Popen([*LAB, "--lab", str(lab), "worker", self.address, "--slots", "1",
                                                  "--name", name], env=env, stdout=open(self.logs[name], "w"),
                                                 stderr=subprocess.STDOUT)
+        self.joined = {}
         for name in names:
             wait_for(lambda: "guest slots, scheduler" in self.logs[name].read_text()
                      or self.procs[name].poll() is not None, 300, f"worker {name} to join")
             assert self.procs[name].poll() is None, self.logs[name].read_text()
+            self.joined[name] = round(time.monotonic() - t0, 1)
 
     def close(self) -> None:
         # Workers first: a worker whose scheduler is gone spends minutes trying to say goodbye to it.
@@ -201,8 +206,7 @@ def test_a_lost_scheduler_ends_the_nightly_incomplete_and_resume_finishes_it(tmp
 
 def _guests(pid):
     """QEMU processes below PID, at any depth."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return qemu_children(pid) + [q for k in map(int, out.split()) for q in _guests(k)]
+    return qemu_children(pid) + [q for k in child_pids(pid) for q in _guests(k)]
 
 
 def test_a_host_that_cannot_run_guests_does_not_join(tmp_path):

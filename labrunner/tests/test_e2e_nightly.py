@@ -14,7 +14,7 @@ import junitparser
 import pytest
 from kcidb_io.schema import V5_3
 
-from .test_e2e import LABRUNNER, is_qemu, qemu_children, wait_for
+from .test_e2e import LABRUNNER, child_pids, is_qemu, qemu_children, wait_for
 from .test_report_browser import check_nightly_page, check_run_page
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +85,7 @@ def test_a_stopped_nightly_leaves_no_qemu_and_resumes(tmp_path):
         doc = lambda: json.loads(next(results.glob("nightly-*-smoke/nightly.json")).read_text())  # noqa: E731
         wait_for(lambda: results.exists() and list(results.glob("nightly-*/nightly.json"))
                  and any(c["attempts"] for c in doc()["cells"].values()), 600, "the first run to end")
-        guests = wait_for(lambda: [q for c in _children(proc.pid) for q in qemu_children(c)], 300, "the second guest")
+        guests = wait_for(lambda: [q for c in child_pids(proc.pid) for q in qemu_children(c)], 300, "the second guest")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=180)
     finally:
@@ -107,12 +107,6 @@ def test_a_stopped_nightly_leaves_no_qemu_and_resumes(tmp_path):
                    capture_output=True, timeout=60)
     assert subprocess.run([*LABRUNNER[:-2], "--lab", str(lab), "results", "ls", "--results", str(results)],
                           capture_output=True, text=True, timeout=60).stdout == listed
-
-
-def _children(pid: int):
-    """PID's child processes (the nightly's `labrunner run`s)."""
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
 
 
 def test_a_canary_that_stops_failing_is_lost(tmp_path):
