@@ -61,6 +61,13 @@ class SplatCollector:
             if report.key not in self._keys:
                 self._keys.add(report.key)
                 self.reports.append((source, report))
+        # A report can end after one that started later (two printed at once): keep the order they began.
+        self.reports.sort(key=lambda sr: (sr[0] != "console", sr[1].start_line))
+
+    def printing(self) -> bool:
+        """A report is still being printed (the parser has one open)."""
+        with self._lock:
+            return self._parser.in_report
 
     def ignored(self, report: splats.Report) -> bool:
         return any(rx.search(report.title) for rx in self._ignore)

@@ -160,6 +160,7 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
     stdout: List[bytes] = []
     lines, counters = LineSplitter(), Progress()
     seen: Dict[str, Any] = {}
+    failed_at: Dict[str, float] = {}  # when stop_on_first_splat first saw a failure
     with open(outdir / "workload.log", "wb") as out, open(outdir / "progress.jsonl", "w") as samples:
         def sink(keep: bool):
             def write(data: bytes) -> None:
@@ -179,9 +180,13 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
                 e = controller.error
                 raise e if isinstance(e, LabError) else InfraError(f"hotplug controller failed: {e!r}")
             collector.poll()
-            if test.stop_on_first_splat and collector.failures():
-                raise SplatStop()
             now = time.monotonic()
+            if test.stop_on_first_splat and collector.failures():
+                # Not in the middle of another report printed at once (it would be cut and count as a
+                # bug of its own); the collector closes a report after QUIET_S s of silence anyway.
+                first_failure = failed_at.setdefault("t", now)
+                if not collector.printing() or now - first_failure > 2 * collector.QUIET_S:
+                    raise SplatStop()
             quiet = now - max(last_output[0], session.console.last_output)
             if quiet > test.timeouts.hang:
                 raise Hang(f"hang: no console output and no workload output for {quiet:.0f} s")

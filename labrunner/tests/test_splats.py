@@ -4,6 +4,7 @@ Regenerate the golden files with LABRUNNER_RENDER=1 after a deliberate change.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -162,11 +163,16 @@ def test_garbage_never_raises(lines):
 
 def test_a_huge_line_and_an_endless_report_stay_bounded():
     parser = splats.Parser()
-    parser.feed("WARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2")
+    parser.feed("[    1.000000][ T1] WARNING: CPU: 0 PID: 1 at a.c:1 f+0x1/0x2")
     parser.feed("x" * 10_000_000)
     for _ in range(10_000):
         parser.feed(" f+0x1/0x2")
-    assert len(parser._lines) <= splats.MAX_LINES
+    assert len(parser._main._lines) <= splats.MAX_LINES
+    # a report open per caller, beside the first, up to a bound
+    for pid in range(2, 100):
+        parser.feed(f"[    1.000000][ T{pid}] BUG: sleeping function called from invalid context at a.c:1")
+    assert len(parser._side) == splats.parser.MAX_SIDE
+    assert all(len(s._lines) <= splats.MAX_LINES for s in parser._side.values())
 
 
 HEADERS = {
@@ -320,3 +326,31 @@ def test_the_guest_invariant_checker_is_a_report_of_its_own():
         "INVARIANT: online CPU without virtualization enabled", "INVARIANT", 4, "lab-virt-check", 6)
     assert first.signature == splats.parse_lines([ln.replace("CPU4", "CPU2") for ln in lines[1:6]])[0].signature
     assert bug.title == "kernel BUG in kvm_spurious_fault"
+
+
+def _with_callers(lines):
+    """The interleaved log's lines with the caller each had (lockdep's all carry its header's time)."""
+    for ln in lines:
+        m = re.match(r"^(\[\s*\d+\.\d+\]) (.*)$", ln)
+        yield f"{m.group(1)}[{'T98' if m.group(1) == '[    4.176865]' else 'T0':>6}] {m.group(2)}" if m else ln
+
+
+def test_two_reports_printed_at_once_are_kept_apart_by_their_callers():
+    lines = (GOLDEN / "lockdep-interleaved-6.12.117.log").read_text().splitlines()
+    alone = splats.parse_lines(lines)
+    # Without caller ids the WARNING's header cuts lockdep's report before its "at:" lines.
+    assert [r.title for r in alone] == ["WARNING: possible circular locking dependency detected", "WARNING in do_idle"]
+    apart = splats.parse_lines(_with_callers(lines))
+    assert [(r.title, r.corrupted) for r in apart] == [("possible deadlock in kvm_dev_ioctl", False),
+                                                       ("WARNING in do_idle", False)]
+    assert apart[0].end_line > apart[1].end_line  # in the order they started, not ended
+    assert {"cpu_hotplug_lock", "kvm_lock"} <= set(apart[0].locks)
+    assert "RIP: 0010:tick_nohz_idle_enter" not in apart[0].text and "kvm_dev_ioctl" not in apart[1].text
+
+
+def test_a_live_parser_keeps_them_apart_too():
+    parser = splats.Parser()
+    done = [r for ln in _with_callers((GOLDEN / "lockdep-interleaved-6.12.117.log").read_text().splitlines())
+            for r in parser.feed(ln)] + parser.flush()
+    assert [r.title for r in done] == ["WARNING in do_idle", "possible deadlock in kvm_dev_ioctl"]
+    assert not parser.in_report

@@ -91,3 +91,22 @@ def test_a_parser_failure_is_recorded_and_the_console_goes_on(monkeypatch):
     assert [r.title for r in collector.failures()] == ["WARNING in kvm_online_cpu"]
     v = judge(Observed(workload_exit=0, analysis_errors=tuple(collector.errors)))
     assert v.verdict == ERROR and "IndexError: a rule tripped" in v.reason
+
+
+def test_the_collector_keeps_reports_in_the_order_they_began_and_says_while_one_prints():
+    from labrunner.run.collect import SplatCollector
+    collector = SplatCollector(ignore=())
+    for line in ["[    1.000000][   T98] WARNING: possible circular locking dependency detected",
+                 "[    1.000000][   T98] vm-churn/98 is trying to acquire lock:",
+                 "[    1.100000][    T0] WARNING: CPU: 1 PID: 0 at kernel/time/tick-sched.c:1 tick_nohz_idle_enter+0x1/0x2",
+                 "[    1.000000][   T98] ffff (cpu_hotplug_lock){++++}-{0:0}, at: kvm_dev_ioctl+0x61f/0xa90",
+                 "[    1.100000][    T0] Call Trace:", "[    1.100000][    T0]  do_idle+0x3e/0x260",
+                 "[    1.100000][    T0] ---[ end trace 0000000000000000 ]---"]:
+        collector.feed(line)
+    assert [r.title for r in collector.failures()] == ["WARNING in do_idle"] and collector.printing()
+    for line in ["[    1.000000][   T98] stack backtrace:", "[    1.000000][   T98]  kvm_dev_ioctl+0x1/0x2",
+                 "[    1.000000][   T98]  __x64_sys_ioctl+0x1/0x2", "[    1.000000][   T98]  </TASK>", "later"]:
+        collector.feed(line)
+    collector.finish_console()
+    assert [r.title for r in collector.failures()] == ["possible deadlock in kvm_dev_ioctl", "WARNING in do_idle"]
+    assert not collector.printing()

@@ -4,11 +4,15 @@ nothing of QEMU. It keeps only the current report, so memory stays bounded whate
 
 What each kind of report looks like and how it is titled is in formats.FORMATS; this module only finds
 where a report starts and ends, and assembles it.
+
+Two reports printed at once interleave line by line. When the kernel names each line's task or CPU
+(CONFIG_PRINTK_CALLER: "[ T98]", "[ C1]"), a header from another caller than the open report's opens
+a report of its own beside it, and each caller's lines go to its own report.
 """
 
 import itertools
 import re
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import formats, stacks, text
 from .formats import FORMATS, Format
@@ -37,6 +41,8 @@ _UNSEEN = object()  # a line not matched against _FRAME yet
 MAX_FOREIGN = 3  # non-trace lines a trace may hold before its end is declared
 _CPU_PID = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?) (Not tainted|Tainted: [A-Z ]+?) +(\S+)")
 _LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
+_CALLER = re.compile(r"\[\s*\d+\.\d+\] ?\[\s*([TC]\d+)\]")  # "[   4.17] [   T98]"
+MAX_SIDE = 8  # reports of other callers open beside the first
 
 
 
@@ -50,6 +56,49 @@ class Parser:
 
     def __init__(self):
         self.line_no = 0
+        self._main = _Stream()
+        self._side: Dict[str, _Stream] = {}  # caller -> the report of that caller open beside the main one
+
+    @property
+    def in_report(self) -> bool:
+        return self._main.in_report or bool(self._side)
+
+    def feed(self, raw: str) -> List[Report]:
+        self.line_no += 1
+        main = self._main
+        if main._fmt is None and not self._side and raw.isprintable() and not _ANY_HEADER.search(raw):
+            return []  # the common console line: no report open, no header word
+        caller = None
+        if main._fmt is None or main.caller is not None or self._side:
+            cm = _CALLER.search(raw, 0, 80)
+            caller = cm.group(1) if cm else None
+        side = self._side.get(caller) if caller is not None else None
+        if side is None and caller is not None and main._fmt is not None and main.caller not in (None, caller) \
+                and len(self._side) < MAX_SIDE:
+            header = main._header(clean(raw))
+            if header is not None and not main._continues(header[0]):
+                side = self._side[caller] = _Stream()
+        if side is None:
+            return main.feed(raw, self.line_no, caller)
+        done = side.feed(raw, self.line_no, caller)
+        if not side.in_report:
+            del self._side[caller]
+        return done
+
+    def flush(self) -> List[Report]:
+        done = self._main.flush()
+        for side in self._side.values():
+            done += side.flush()
+        self._side = {}
+        return sorted(done, key=lambda r: r.start_line)
+
+
+class _Stream:
+    """One report at a time, from one caller or from all (see the module docstring)."""
+
+    def __init__(self):
+        self.line_no = 0
+        self.caller: Optional[str] = None  # printk's caller on the open report's header line
         self._fmt: Optional[Format] = None
         self._lines: List[str] = []
         self._start = self._last = 0
@@ -65,10 +114,10 @@ class Parser:
     def in_report(self) -> bool:
         return self._fmt is not None
 
-    def feed(self, raw: str) -> List[Report]:
-        self.line_no += 1
+    def feed(self, raw: str, line_no: int, caller: Optional[str]) -> List[Report]:
+        self.line_no = line_no
         if self._fmt is None and raw.isprintable() and not _ANY_HEADER.search(raw):
-            return []  # the common console line: no report open, no header word
+            return []
         line = clean(raw)
         self._fm = _UNSEEN  # _trace_over may match it against _FRAME; _take reuses that
         done: List[Report] = []
@@ -95,7 +144,7 @@ class Parser:
                 self._take(line)
                 return done
         if header is not None:
-            self._fmt, self._match = header
+            self._fmt, self._match, self.caller = header[0], header[1], caller
             self._lines, self._start = [line], self.line_no
             self._fms, self._fm = [_FRAME.match(line)], _UNSEEN
             self._last, self._pending = self.line_no, []
@@ -195,7 +244,8 @@ def parse_lines(lines: Iterable[str]) -> List[Report]:
     reports: List[Report] = []
     for line in lines:
         reports += parser.feed(line)
-    return reports + parser.flush()
+    # in the order they started: a report that began first may end after one printed beside it
+    return sorted(reports + parser.flush(), key=lambda r: r.start_line)
 
 
 def parse_file(path) -> List[Report]:
