@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # Matched without the "labrunner-init: " prefix: a kernel message can land in the middle of the line.
 READY = r"guest ready \S"
 SSHD_UP = r"sshd listening"
-_RUN_INIT = re.compile(r"\[\s*(\d+\.\d+)\]\s+Run /init as init process")
+_RUN_INIT = re.compile(r"\[\s*(\d+\.\d+)\](?: ?\[\s*[TC]\d+\])?\s+Run /init as init process")  # [ T1]: printk's caller
 
 
 class Phases:

@@ -58,3 +58,9 @@ def test_phases_from_marks_and_the_kernels_own_clock():
     assert p.durations() == {"qemu": 0.1, "firmware": 0.4, "kernel": 2.5, "init": 0.8, "channel": 0.0,
                              "command": 0.2, "poweroff": 0.3}
     assert p.describe().startswith("qemu 0.10 s, firmware 0.40 s, kernel 2.50 s")
+
+
+def test_the_kernels_clock_is_read_with_printks_caller_on_the_line():
+    p = Phases()
+    p.on_console("[    2.500000][    T1] Run /init as init process")  # CONFIG_PRINTK_CALLER
+    assert p._kernel_s == 2.5
