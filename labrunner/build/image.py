@@ -19,7 +19,7 @@ import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .. import cache as cache_mod
 from .. import process
@@ -381,8 +381,16 @@ def initrd(lab: Lab, image: Image, kernel: KernelArtifacts, cache: Path,
     """The initrd for IMAGE on KERNEL: the base archive followed by the modules archive, if any."""
     base = build_base(lab, image, cache, progress)
     mods = build_modules(kernel, load_recipe(image.recipe / "recipe.yaml")["modules"], cache)
-    if mods is None:
-        return base
-    both = hashlib.sha256(f"{base.name}\0{mods.name}".encode()).hexdigest()[:16]
-    out = cache / "images" / f"initrd-{image.name}-{kernel.release}-{both}.cpio"
-    return cache_mod.get_or_build(cache, out, lambda staging: staging.write_bytes(base.read_bytes() + mods.read_bytes()))
+    return base if mods is None else joined(cache, f"{image.name}-{kernel.release}", [base, mods])
+
+
+def joined(cache: Path, name: str, archives: Sequence[Path]) -> Path:
+    """ARCHIVES one after the other, as one initrd (the kernel unpacks each in turn), cached."""
+    key = hashlib.sha256("\0".join(a.name for a in archives).encode()).hexdigest()[:16]
+    out = cache / "images" / f"initrd-{name}-{key}.cpio"
+
+    def write(staging: Path) -> None:
+        with open(staging, "wb") as f:
+            for a in archives:
+                f.write(a.read_bytes())
+    return cache_mod.get_or_build(cache, out, write)

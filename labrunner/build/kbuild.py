@@ -12,6 +12,7 @@
   cached under a key of source tree hash, patch contents, config inputs and compiler version.
 """
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -22,7 +23,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .. import cache as cache_mod
 from .. import process
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 GIT_ID = ["-c", "user.name=labrunner", "-c", "user.email=labrunner@localhost"]
 BUILD_TIMEOUT = 3 * 3600
 ARTIFACTS = ("arch/x86/boot/bzImage", ".config", "System.map", "vmlinux")
+BUILD_ENV = {"KBUILD_BUILD_USER": "labrunner", "KBUILD_BUILD_HOST": "labrunner"}
 KEEP_WARM = 3  # warm build directories kept in the cache (3-5 GB each); the least recently built go
 
 
@@ -234,51 +236,81 @@ def cached(kernel: Kernel, cache: Path) -> Optional[Built]:
     return Built(dirs[-1].parent.name.rsplit("-", 1)[-1], dirs[-1].parent) if dirs else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a build of a recipe is made of: the repository and commit, the patches, the build key,
+    and the warm directory it is built in."""
+    repo: Path
+    commit: str
+    patches: Tuple[Path, ...]
+    key: str
+    work: Path
+
+
+def plan(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda s: None,
+         extra_patches: Sequence[Path] = ()) -> Plan:
+    recipe = kernel.source
+    repo, commit = source_commit(recipe, cache, progress)
+    tree_hash = git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
+    patches = patch_files([*recipe.patches, *extra_patches])
+    # One warm build directory per (source repository, config): variants differing by patches, and
+    # the commits of a bisection, share it and rebuild only what they change.
+    config_key = hashlib.sha256((recipe.base_config + "".join(
+        f.read_text() for f in recipe.fragments)).encode()).hexdigest()[:12]
+    return Plan(repo, commit, tuple(patches), build_key(tree_hash, patches, recipe), cache / "build" / f"{repo.name}-{config_key}")
+
+
 def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda s: None,
           extra_patches: Sequence[Path] = ()) -> Built:
     """Build KERNEL's recipe (plus EXTRA_PATCHES); at once from the cache when its key was built before.
     Safe to run concurrently: each key is built once (cache.get_or_build), and builds that share a
     warm directory take turns in it."""
-    recipe = kernel.source
-    repo, commit = source_commit(recipe, cache, progress)
-    tree_hash = git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
-    patches = patch_files([*recipe.patches, *extra_patches])
-    key = build_key(tree_hash, patches, recipe)
-    dest = cache / "kernels" / "built" / f"{kernel.name}-{key}"
-    # One warm build directory per (source repository, config): variants differing by patches, and
-    # the commits of a bisection, share it and rebuild only what they change.
-    config_key = hashlib.sha256((recipe.base_config + "".join(
-        f.read_text() for f in recipe.fragments)).encode()).hexdigest()[:12]
-    work = cache / "build" / f"{repo.name}-{config_key}"
+    p = plan(kernel, cache, progress, extra_patches)
+    dest = cache / "kernels" / "built" / f"{kernel.name}-{p.key}"
 
     def make_artifacts(staging: Path) -> None:
-        with cache_mod.locked(work, what=f"the warm build directory {work.name}"):
-            _build_in(work, repo, commit, patches, recipe, staging, progress)
+        with cache_mod.locked(p.work, what=f"the warm build directory {p.work.name}"):
+            src, out = _checkout(p, progress)
+            _build_in(src, out, kernel.source, staging, progress)
 
     if not dest.exists():
         cache_mod.get_or_build(cache, dest, make_artifacts)
-        prune_warm(work.parent, KEEP_WARM)
-    return Built(key, dest, commit, patchset_hash(patches))
+        prune_warm(p.work.parent, KEEP_WARM)
+    return Built(p.key, dest, p.commit, patchset_hash(p.patches))
 
 
-def _build_in(work: Path, repo: Path, commit: str, patches: Sequence[Path], recipe: SourceRecipe,
-              staging: Path, progress: Callable[[str], None]) -> None:
-    """Check out COMMIT with PATCHES in the warm directory WORK (its lock held), build, and copy the
-    artifacts into STAGING."""
-    src, out = work / "src", work / "out"
+@contextlib.contextmanager
+def source_tree(kernel: Kernel, p: Plan, progress: Callable[[str], None] = lambda s: None) -> Iterator[Tuple[Path, Path]]:
+    """(src, out): KERNEL's tree as plan P has it (commit and patches) and its configured build
+    directory, in the warm directory with its lock held: for what else is built from the kernel's own
+    source, such as its selftests."""
+    with cache_mod.locked(p.work, what=f"the warm build directory {p.work.name}"):
+        src, out = _checkout(p, progress)
+        progress("configuring")
+        configure(src, out, kernel.source, BUILD_ENV)
+        yield src, out
+
+
+def _checkout(p: Plan, progress: Callable[[str], None]) -> Tuple[Path, Path]:
+    """Check out P's commit with its patches in its warm directory (its lock held); (src, out)."""
+    src, out = p.work / "src", p.work / "out"
     if not (src / ".git").exists():
-        work.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with cache_mod.locked(repo, what=f"the source repository {repo.name}"):  # its worktree list
-            git(repo, "worktree", "prune", what="git worktree prune")
-            git(repo, "worktree", "add", "-q", "--detach", str(src), commit, timeout=1800, what="git worktree add")
-    progress(f"applying {len(patches)} patches" if patches else "checking out the source")
-    apply_patches(src, commit, patches)
+        p.work.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with cache_mod.locked(p.repo, what=f"the source repository {p.repo.name}"):  # its worktree list
+            git(p.repo, "worktree", "prune", what="git worktree prune")
+            git(p.repo, "worktree", "add", "-q", "--detach", str(src), p.commit, timeout=1800, what="git worktree add")
+    progress(f"applying {len(p.patches)} patches" if p.patches else "checking out the source")
+    apply_patches(src, p.commit, p.patches)
     out.mkdir(parents=True, exist_ok=True)
-    env = {"KBUILD_BUILD_USER": "labrunner", "KBUILD_BUILD_HOST": "labrunner"}
+    return src, out
+
+
+def _build_in(src: Path, out: Path, recipe: SourceRecipe, staging: Path, progress: Callable[[str], None]) -> None:
+    """Configure and build the checked-out SRC in OUT, and copy the artifacts into STAGING."""
     progress("configuring")
-    configure(src, out, recipe, env)
-    log_path = work / "build.log"
-    _make(src, out, env, log_path, progress)
+    configure(src, out, recipe, BUILD_ENV)
+    log_path = out.parent / "build.log"
+    _make(src, out, BUILD_ENV, log_path, progress)
     staging.mkdir()
     for artifact in ARTIFACTS:
         if (out / artifact).exists():

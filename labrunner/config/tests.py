@@ -35,6 +35,18 @@ class HotplugSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class Selftest:
+    """One of the kernel's KVM selftests to run: its path under tools/testing/selftests/kvm (such as
+    x86_64/svm_vmcall_test), its arguments and its time limit in seconds. EXPECT_FAIL: why it is known
+    to fail here (a failure is then xfail); SKIP: why it is not run here; None for neither."""
+    name: str
+    args: str = ""
+    timeout: int = 60
+    expect_fail: Optional[str] = None
+    skip: Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Test:
     name: str
     kernel: Optional[str]
@@ -48,6 +60,7 @@ class Test:
     stop_on_first_splat: bool
     ignore_splats: Tuple[str, ...]
     timeouts: Timeouts
+    selftests: Tuple[Selftest, ...] = ()  # the kernel's KVM selftests the workload runs (build.selftests)
 
 
 def _timeouts(ctx: Ctx) -> Timeouts:
@@ -117,6 +130,42 @@ def _env(ctx: Ctx) -> Dict[str, str]:
     return out
 
 
+_SELFTEST = re.compile(r"(?:x86_64/)?\w+")
+
+
+def _reasons(ctx: Ctx) -> Dict[str, str]:
+    """NAME: why, for each selftest listed (expect_fail and skip must say why)."""
+    if not isinstance(ctx.node, dict):
+        raise ctx.error(f"expected a mapping of selftest: reason, got {kind(ctx.node)}")
+    for key, value in ctx.node.items():
+        if not isinstance(value, str) or not value.strip():
+            raise ctx.error("give the reason, as a string", key)
+    return dict(ctx.node)
+
+
+def _selftests(ctx: Ctx) -> Tuple[Selftest, ...]:
+    f = mapping(ctx, {"timeout": (integer(1), 60), "run": (lambda c: c, REQUIRED),
+                      "expect_fail": (_reasons, {}), "skip": (_reasons, {})})
+    run = ctx.child("run")
+    if not isinstance(run.node, list) or not run.node:
+        raise run.error("expected a list of selftests (a name, or {name, args, timeout})")
+    out = []
+    for i in range(len(run.node)):
+        item = run.item(i)
+        entry = mapping(item, {"name": (string, REQUIRED), "args": (string, ""), "timeout": (integer(1), f["timeout"])}) \
+            if isinstance(item.node, dict) else {"name": string(item), "args": "", "timeout": f["timeout"]}
+        if not _SELFTEST.fullmatch(entry["name"]):
+            raise item.error(f"not a KVM selftest's name (NAME or x86_64/NAME): {entry['name']!r}")
+        out.append(Selftest(expect_fail=f["expect_fail"].get(entry["name"]), skip=f["skip"].get(entry["name"]),
+                            **entry))
+    listed = {t.name for t in out}
+    for key in ("expect_fail", "skip"):
+        for name in f[key]:
+            if name not in listed:
+                raise ctx.child(key).error("not in the run list", name)
+    return tuple(out)
+
+
 def test(ctx: Ctx, name: str) -> Test:
     f = mapping(ctx, {
         "kernel": (string, None),
@@ -130,6 +179,7 @@ def test(ctx: Ctx, name: str) -> Test:
         "stop_on_first_splat": (boolean, False),
         "ignore_splats": (regex_list, ()),
         "timeouts": (_timeouts, None),
+        "selftests": (_selftests, ()),
     })
     f["timeouts"] = f["timeouts"] or _timeouts(Ctx(ctx.path, "", Map(), 0))
     return Test(name=name, **f)

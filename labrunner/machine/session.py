@@ -13,12 +13,14 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from ..build import image as image_mod
 from ..build import kernel as kernel_mod
+from ..build import selftests as selftests_mod
 from ..build import shipment
 from ..config import Lab
+from ..config.tests import Selftest
 from ..errors import InfraError, QemuError, UserError
 from . import oneshot
 from . import qemu as qemu_mod
@@ -83,6 +85,7 @@ class BootSpec:
     oneshot: Optional[str] = None  # a command for the one-shot channel (machine.oneshot) instead of SSH
     hotplug: bool = True  # the machine's hotplug shape (spare slots, cold-plugged hot-pluggable vCPUs)
     kernel_artifacts: Optional[Path] = None  # KERNEL as another host resolved it (build.shipment)
+    selftests: Tuple[Selftest, ...] = ()  # the kernel's KVM selftests to put in the guest (build.selftests)
 
 
 class Session:
@@ -122,6 +125,14 @@ class Session:
             self.kernel = kernel_mod.resolve(self.kernel_cfg, cache, self.progress)
         self.progress("image")
         self.initrd = image_mod.initrd(self.lab, self.image_cfg, self.kernel, cache, self.progress)
+        if self.spec.selftests:
+            if self.spec.kernel_artifacts is not None:
+                raise UserError("the KVM selftests are built from the kernel's source on the host that runs "
+                                "them; a kernel shipped from another host (--kernel-artifacts) has none")
+            self.progress("KVM selftests")
+            built = selftests_mod.build(self.kernel_cfg, cache, self.progress)
+            self.initrd = image_mod.joined(cache, f"{self.image_cfg.name}-{self.kernel.release}-selftests", [
+                self.initrd, selftests_mod.archive(built, self.spec.selftests, cache)])
         if self.spec.oneshot is not None:
             self.initrd = oneshot.initrd_with_command(self.initrd, self.spec.oneshot, self.outdir / "initrd-oneshot")
         self.keys = image_mod.ensure_keys(self.lab.state_dir)

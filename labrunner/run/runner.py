@@ -21,6 +21,7 @@ from ..machine import hotplug
 from ..machine.console import LineSplitter
 from ..machine.guest import CommandTimeout
 from ..machine.session import BootSpec, Session
+from . import subtests
 from .collect import SplatCollector
 from .progress import Progress
 from .record import Record, new_run_dir
@@ -66,7 +67,8 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
     record = Record(outdir / "run.json", test=test.name, duration_requested_s=duration)
     progress(f"run {outdir}")
     spec = BootSpec(kernel=kernel_cfg.name, machine=test.machine, image=test.image, cmdline=test.cmdline,
-                    boot_timeout=test.timeouts.boot, ssh_timeout=test.timeouts.ssh, kernel_artifacts=kernel_artifacts)
+                    boot_timeout=test.timeouts.boot, ssh_timeout=test.timeouts.ssh, kernel_artifacts=kernel_artifacts,
+                    selftests=test.selftests)
     session = Session(lab, spec, outdir, progress)
     collector = SplatCollector(test.ignore_splats)
     seen: Dict[str, Any] = {}  # verdict.Observed's fields, as the run sees them
@@ -218,8 +220,14 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
         progress("gathering evidence" + (": hang" if seen.get("hang") else ": hotplug"))
         record.update(hang_evidence=_hang_evidence(session))
     record.data["phases"]["workload_s"] = round(time.monotonic() - t0, 3)
+    output = b"".join(stdout).decode("utf-8", "replace")
     record.update(workload_exit=seen.get("workload_exit"), progress=counters.counters or None,
-                  workload=_last_json(b"".join(stdout).decode("utf-8", "replace")))
+                  workload=_last_json(output))
+    if test.selftests:
+        found, failures = subtests.collect(test.selftests, output, outdir)
+        record.update(subtests=found)
+        if failures:
+            seen["selftest_failures"] = failures
     return seen
 
 

@@ -2,7 +2,7 @@
 
 Every way a run can end goes through judge(): the runner only observes and records. Three verdicts:
 - fail (exit 1): the kernel failed. It reported something, hung, stopped answering, would not online
-  or release a hot-plugged CPU, or the workload failed;
+  or release a hot-plugged CPU, or the workload (or one of its selftests) failed;
 - error (exit 3): nothing can be said of the kernel. The host failed (QEMU crashed, no boot), QEMU
   refused a hotplug request, the splat parser failed (a report may be lost), hotplug exercised
   nothing, or the run was interrupted;
@@ -31,6 +31,7 @@ class Observed:
     infra: Optional[str] = None             # the host failed: QEMU died, no boot, no SSH
     analysis_errors: Tuple[str, ...] = ()   # a console listener (the splat parser) raised
     interrupted: Optional[str] = None       # the signal (SIGINT, SIGTERM) or exception that ended it
+    selftest_failures: Tuple[str, ...] = ()  # selftests that failed unexpectedly or timed out, in order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +83,10 @@ def judge(o: Observed) -> Verdict:
     if o.analysis_errors:
         events.append(_Event(ERROR, f"console analysis failed, a report may be lost: {o.analysis_errors[0]}",
                              "analysis-error", True))
+    if o.selftest_failures:
+        more = len(o.selftest_failures) - 1
+        events.append(_Event(FAIL, o.selftest_failures[0] + (f" (and {more} more)" if more else ""),
+                             "selftest-failed", True))
     if o.workload_timeout:
         events.append(_Event(FAIL, f"workload timed out: {o.workload_timeout}", "timeout", False))
     if o.workload_exit not in (None, 0):

@@ -225,3 +225,22 @@ def test_executor_kinds(write_lab):
     assert e.key == "executor.kind" and "known: local, dask" in str(e)
     e = error_of(write_lab, GOOD + "executor:\n  scheduler: tcp://h:1\n")
     assert e.key == "executor.scheduler" and "kind: dask" in str(e)
+
+
+def test_selftests_lists_with_timeouts_expected_failures_and_skips(write_lab):
+    st = ("    selftests:\n      timeout: 30\n      run:\n        - hardware_disable_test\n"
+          "        - {name: x86_64/svm_vmcall_test, args: -v, timeout: 90}\n        - x86_64/amx_test\n"
+          "      expect_fail: {hardware_disable_test: needs more CPUs}\n      skip: {x86_64/amx_test: no AMX under TCG}\n")
+    with_st = GOOD.replace("    duration: 5\n", "    duration: 5\n" + st)
+    got = config.load(write_lab(with_st)).tests["smoke"].selftests
+    assert [(t.name, t.args, t.timeout, t.expect_fail, t.skip) for t in got] == [
+        ("hardware_disable_test", "", 30, "needs more CPUs", None), ("x86_64/svm_vmcall_test", "-v", 90, None, None),
+        ("x86_64/amx_test", "", 30, None, "no AMX under TCG")]
+    e = error_of(write_lab, with_st.replace("expect_fail: {hardware_disable_test: needs more CPUs}",
+                                            "expect_fail: {hardware_disable_tst: needs more CPUs}"))
+    assert e.key == "tests.smoke.selftests.expect_fail.hardware_disable_tst" and "not in the run list" in str(e)
+    e = error_of(write_lab, with_st.replace("skip: {x86_64/amx_test: no AMX under TCG}", "skip: {x86_64/amx_test: ''}"))
+    assert "give the reason" in str(e)
+    e = error_of(write_lab, with_st.replace("- x86_64/amx_test", "- ../../bin/sh"))
+    assert e.key == "tests.smoke.selftests.run[2]" and "not a KVM selftest's name" in str(e)
+    assert "did you mean 'run'" in str(error_of(write_lab, with_st.replace("      run:\n", "      ru:\n")))

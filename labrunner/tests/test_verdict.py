@@ -59,6 +59,11 @@ CASES = [
     ("a report in an idle hotplug run", Observed(reports=("A in f",), hotplug={**HP_OK, "plugged": 0}), FAIL, "A in f",
      ("splat", "hotplug-idle")),
     ("nothing observed", Observed(), ERROR, "the workload's end was not observed", ("incomplete",)),
+    ("selftests failed", Observed(workload_exit=0, selftest_failures=("selftest a failed (exit 1)", "selftest b timed out")),
+     FAIL, "selftest a failed (exit 1) (and 1 more)", ("selftest-failed",)),
+    ("a report, then a selftest failed", Observed(reports=("A in f",), workload_exit=0,
+                                                  selftest_failures=("selftest a failed (exit 1)",)),
+     FAIL, "A in f; then selftest a failed (exit 1)", ("splat", "selftest-failed")),
 ]
 
 
