@@ -14,7 +14,7 @@ import pytest
 
 from labrunner.analysis import splats
 
-from .test_e2e import labrunner, run_clean_kernel, run_record
+from .test_e2e import labrunner, run_record
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +26,8 @@ EXPECTED = {
 STACKLESS = {"inject-cpus-lock-leak"}
 
 
-def test_stable_debug_builds_from_cache_and_passes(tmp_path):
+def test_stable_debug_builds_once_then_from_cache():
+    # (that it passes vm-churn-hotplug, its test's kernel, is test_e2e.test_vm_churn_hotplug_plugs_unplugs_and_churns)
     build = labrunner("kernel", "build", "stable-debug", timeout=3 * 3600)
     assert build.returncode == 0, build.stdout + build.stderr
     t0 = time.monotonic()
@@ -34,12 +35,6 @@ def test_stable_debug_builds_from_cache_and_passes(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     key = re.search(r"key (\w+)", build.stdout).group(1)
     assert f"key {key}" in again.stdout and time.monotonic() - t0 < 60, "nothing changed: from the cache"
-    p, record, _ = run_clean_kernel(tmp_path, "vm-churn-hotplug", "--kernel", "stable-debug", "--duration", "60")
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert record["verdict"] == "pass"
-    assert all(s["ignored"] for s in record["splats"]), record["splats"]  # see ignore_splats in lab.yaml
-    assert record["kernel"]["source"].startswith("source:")
-    assert record["hotplug"]["plugged"] >= 3 and record["workload"]["vm_cycles"] >= 100
 
 
 @pytest.mark.parametrize("kernel", sorted(EXPECTED))

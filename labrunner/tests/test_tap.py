@@ -1,6 +1,8 @@
 """The selftest results parser (analysis.tap) and what a run records of them (run.subtests)."""
 
 import json
+import os
+from pathlib import Path
 
 from labrunner.analysis import tap
 from labrunner.config.tests import Selftest
@@ -97,3 +99,17 @@ def test_subtests_for_run_json_with_logs_failures_and_skips(tmp_path):
     assert log.read_text() == "1..1\n# SKIP - Requirement not met: kvm_cpu_has(X86_FEATURE_SVM)\n"
     assert entries[1]["log"] == "selftests/1/x86_64/svm_vmcall_test.log"
     json.dumps(entries)  # run.json takes it as it is
+
+
+GOLDEN = Path(__file__).parent / "data" / "selftests"
+
+
+def test_a_recorded_round_golden():
+    results = tap.parse((GOLDEN / "survey-6.12.117.log").read_text().splitlines())
+    got = [{"name": r.name, "status": tap.status(r), "exit": r.exit, "tap": r.tap, "first_failure": r.first_failure}
+           for r in results]
+    golden = GOLDEN / "survey-6.12.117.log.json"
+    if os.environ.get("LABRUNNER_RENDER"):
+        golden.write_text(json.dumps(got, indent=1) + "\n")
+    assert got == json.loads(golden.read_text())
+    assert len(results) == 35 and sum(tap.status(r) == "pass" for r in results) == 23
