@@ -167,7 +167,7 @@ def test_a_huge_line_and_an_endless_report_stay_bounded():
     parser.feed("x" * 10_000_000)
     for _ in range(10_000):
         parser.feed(" f+0x1/0x2")
-    assert len(parser._main._lines) <= splats.MAX_LINES
+    assert len(parser._lines) <= splats.MAX_LINES
     # a report open per caller, beside the first, up to a bound
     for pid in range(2, 100):
         parser.feed(f"[    1.000000][ T{pid}] BUG: sleeping function called from invalid context at a.c:1")

@@ -43,6 +43,7 @@ _CPU_PID = re.compile(r"CPU: (\d+) (?:UID: \d+ )?PID: (\d+) Comm: (.+?) (Not tai
 _LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
 _CALLER = re.compile(r"\[\s*\d+\.\d+\] ?\[\s*([TC]\d+)\]")  # "[   4.17] [   T98]"
 MAX_SIDE = 8  # reports of other callers open beside the first
+SIDE_SILENT = 50  # lines of others after which a report beside the first is over
 
 
 
@@ -52,53 +53,14 @@ def _shows_stack(lines: List[str]) -> bool:
 
 
 class Parser:
-    """Feed lines; get reports. See the module docstring."""
+    """Feed lines; get reports. See the module docstring. A parser holds one report at a time; the
+    reports of other callers printed beside it are each held by a parser of their own, in _side."""
 
-    def __init__(self):
-        self.line_no = 0
-        self._main = _Stream()
-        self._side: Dict[str, _Stream] = {}  # caller -> the report of that caller open beside the main one
-
-    @property
-    def in_report(self) -> bool:
-        return self._main.in_report or bool(self._side)
-
-    def feed(self, raw: str) -> List[Report]:
-        self.line_no += 1
-        main = self._main
-        if main._fmt is None and not self._side and raw.isprintable() and not _ANY_HEADER.search(raw):
-            return []  # the common console line: no report open, no header word
-        caller = None
-        if main._fmt is None or main.caller is not None or self._side:
-            cm = _CALLER.search(raw, 0, 80)
-            caller = cm.group(1) if cm else None
-        side = self._side.get(caller) if caller is not None else None
-        if side is None and caller is not None and main._fmt is not None and main.caller not in (None, caller) \
-                and len(self._side) < MAX_SIDE:
-            header = main._header(clean(raw))
-            if header is not None and not main._continues(header[0]):
-                side = self._side[caller] = _Stream()
-        if side is None:
-            return main.feed(raw, self.line_no, caller)
-        done = side.feed(raw, self.line_no, caller)
-        if not side.in_report:
-            del self._side[caller]
-        return done
-
-    def flush(self) -> List[Report]:
-        done = self._main.flush()
-        for side in self._side.values():
-            done += side.flush()
-        self._side = {}
-        return sorted(done, key=lambda r: r.start_line)
-
-
-class _Stream:
-    """One report at a time, from one caller or from all (see the module docstring)."""
-
-    def __init__(self):
+    def __init__(self, nested: bool = False):
         self.line_no = 0
         self.caller: Optional[str] = None  # printk's caller on the open report's header line
+        self._side: Dict[str, "Parser"] = {}  # caller -> the parser of that caller's report, beside this one
+        self._nested = nested  # a parser in another's _side
         self._fmt: Optional[Format] = None
         self._lines: List[str] = []
         self._start = self._last = 0
@@ -112,18 +74,40 @@ class _Stream:
 
     @property
     def in_report(self) -> bool:
-        return self._fmt is not None
+        return self._fmt is not None or bool(self._side)
 
-    def feed(self, raw: str, line_no: int, caller: Optional[str]) -> List[Report]:
-        self.line_no = line_no
+    def feed(self, raw: str) -> List[Report]:
+        self.line_no += 1
+        done: List[Report] = []
+        if self._side:
+            cm = _CALLER.search(raw, 0, 80)
+            side = self._side.get(cm.group(1)) if cm else None
+            if side is not None:
+                side.line_no = self.line_no - 1
+                done = side.feed(raw)
+                if side._fmt is None:
+                    del self._side[side.caller]
+                return done
+            for caller, side in list(self._side.items()):
+                if self.line_no - side._last > SIDE_SILENT:  # its caller has gone quiet: it is over
+                    done += side.flush()
+                    del self._side[caller]
         if self._fmt is None and raw.isprintable() and not _ANY_HEADER.search(raw):
-            return []
+            return done  # the common console line: no report open, no header word
         line = clean(raw)
         self._fm = _UNSEEN  # _trace_over may match it against _FRAME; _take reuses that
-        done: List[Report] = []
         header = self._header(line)
+        caller = None
+        if header is not None:
+            cm = _CALLER.search(raw, 0, 80)
+            caller = cm.group(1) if cm else None
         if self._fmt is not None:
             if header is not None and not self._continues(header[0]):
+                if caller is not None and self.caller not in (None, caller) and not self._nested \
+                        and len(self._side) < MAX_SIDE:
+                    side = self._side[caller] = Parser(nested=True)  # another caller's report, beside this one
+                    side.line_no = self.line_no - 1
+                    return side.feed(raw)
                 done += self._finish()
             elif line[:1] in "-KR=" and _END.match(line) and (self._trace_seen or not self._fmt.needs_frame):
                 # (Consoles interleave: syzkaller's logs show the stack after the panic's last words.)
@@ -154,7 +138,11 @@ class _Stream:
         return done
 
     def flush(self) -> List[Report]:
-        return self._finish() if self._fmt is not None else []
+        done = self._finish() if self._fmt is not None else []
+        for side in self._side.values():
+            done += side.flush()
+        self._side = {}
+        return sorted(done, key=lambda r: r.start_line)
 
     def _take(self, line: str) -> None:
         if self._pending:
