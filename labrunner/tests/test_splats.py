@@ -354,3 +354,14 @@ def test_a_live_parser_keeps_them_apart_too():
             for r in parser.feed(ln)] + parser.flush()
     assert [r.title for r in done] == ["WARNING in do_idle", "possible deadlock in kvm_dev_ioctl"]
     assert not parser.in_report
+
+
+def test_a_report_beside_the_first_ends_when_its_caller_goes_quiet():
+    parser = splats.Parser()
+    lines = list(_with_callers((GOLDEN / "lockdep-interleaved-6.12.117.log").read_text().splitlines()))
+    cut = next(i for i, ln in enumerate(lines) if "tick_nohz_idle_enter+0x82/0xa0" in ln and "WARNING" in ln)
+    done = [r for ln in lines[:cut + 3] for r in parser.feed(ln)]  # the WARNING's header and two lines
+    assert done == [] and parser._side
+    for i in range(splats.parser.SIDE_SILENT + 1):
+        done += parser.feed(f"[    4.176865][   T98]  frame_{i}+0x1/0x2")
+    assert [r.title for r in done] == ["WARNING in corrupted"] and not parser._side and parser.in_report
