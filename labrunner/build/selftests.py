@@ -53,11 +53,14 @@ def _is_program(path: Path) -> bool:
 
 def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda s: None) -> Path:
     """The folder of KERNEL's KVM selftests (relative names such as x86_64/svm_vmcall_test), built
-    once per kernel build key."""
+    once per kernel build key; for a kernel without a tree, from its selftests_source's."""
     if kernel.kind != "source":
-        raise UserError(f"kernel '{kernel.name}' is a {kernel.kind} kernel, without a source tree here: the KVM "
-                        "selftests are built from the tree of the kernel under test; run them on a source "
-                        "kernel (kind: source in lab.yaml), such as stable-debug")
+        if kernel.selftests_source is None:
+            raise UserError(f"kernel '{kernel.name}' is a {kernel.kind} kernel, without a source tree here: the KVM "
+                            "selftests are built from the tree of the kernel under test; run them on a source "
+                            f"kernel such as stable-debug, or give '{kernel.name}' a selftests_source: (a source "
+                            "kernel of the same version) in lab.yaml")
+        kernel = kernel.selftests_source
     p = kbuild.plan(kernel, cache, progress)
     dest = cache / "selftests" / f"kvm-{kernel.name}-{p.key}"
 

@@ -33,6 +33,8 @@ class Kernel:
     package: Optional[str] = None
     suite: Optional[str] = None
     source: Optional[SourceRecipe] = None
+    # For a kernel without a tree here: the source kernel whose tree its KVM selftests are built from.
+    selftests_source: Optional["Kernel"] = None
 
 
 def _kernel(root: Path):
@@ -43,6 +45,7 @@ def _kernel(root: Path):
             "debian_package": (string, None),
             "suite": (string, None),
             "source": (lambda c: c, None),
+            "selftests_source": (string, None),
         })
         kinds = [k for k in ("path", "debian_package", "source") if f[k] is not None]
         if len(kinds) != 1:
@@ -101,9 +104,19 @@ def kernels(ctx: Ctx, root: Path, inherited: Dict[str, Kernel] = {}) -> Dict[str
     out: Dict[str, Kernel] = {}
     check = _kernel(root)
     for name in ctx.node:
-        kernel = check(ctx.child(name), name)
+        entry = ctx.child(name)
+        kernel = check(entry, name)
         if kernel.kind == "source":
-            entry = ctx.child(name)
             kernel = dataclasses.replace(kernel, source=_source(root, entry.child("source"), known))
         out[name] = known[name] = kernel
+    for name in out:  # (any kernel of the lab, above or below)
+        entry = ctx.child(name)
+        if isinstance(entry.node, dict) and "selftests_source" in entry.node:
+            other = known.get(entry.node["selftests_source"])
+            if out[name].kind == "source":
+                raise entry.error("a source kernel's selftests come from its own tree", "selftests_source")
+            if other is None or other.kind != "source":
+                raise entry.error(f"'{entry.node['selftests_source']}' is not a source kernel of this lab",
+                                  "selftests_source")
+            out[name] = known[name] = dataclasses.replace(out[name], selftests_source=other)
     return out

@@ -244,3 +244,11 @@ def test_selftests_lists_with_timeouts_expected_failures_and_skips(write_lab):
     e = error_of(write_lab, with_st.replace("- x86_64/amx_test", "- ../../bin/sh"))
     assert e.key == "tests.smoke.selftests.run[2]" and "not a KVM selftest's name" in str(e)
     assert "did you mean 'run'" in str(error_of(write_lab, with_st.replace("      run:\n", "      ru:\n")))
+
+
+def test_selftests_source_names_a_source_kernel(write_lab):
+    lab = config.load(write_lab(GOOD))
+    assert lab.kernels["debian-6.12"].selftests_source.name == "stable-debug"  # the built-in lab's
+    assert lab.kernels["k"].selftests_source is None
+    e = error_of(write_lab, GOOD.replace("    path: ", "    selftests_source: debian-6.1\n    path: ", 1))
+    assert e.key == "kernels.k.selftests_source" and "not a source kernel of this lab" in str(e)

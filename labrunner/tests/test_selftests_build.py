@@ -52,3 +52,16 @@ def test_a_kernel_without_source_is_a_usage_error_naming_it(write_lab, tmp_path)
     lab = config.load(write_lab(GOOD))
     with pytest.raises(UserError, match=r"kernel 'k' is a path kernel, without a source tree"):
         selftests.build(lab.kernels["k"], tmp_path)
+
+
+def test_a_kernel_without_a_tree_builds_them_from_its_selftests_source(write_lab, tmp_path, monkeypatch):
+    lab = config.load(write_lab(GOOD))
+    asked = []
+
+    def plan(kernel, cache, progress):
+        asked.append(kernel.name)
+        raise UserError("stop here")
+    monkeypatch.setattr(selftests.kbuild, "plan", plan)
+    with pytest.raises(UserError, match="stop here"):
+        selftests.build(lab.kernels["debian-6.12"], tmp_path)
+    assert asked == ["stable-debug"]
