@@ -337,9 +337,12 @@ def _with_callers(lines):
 
 def test_two_reports_printed_at_once_are_kept_apart_by_their_callers():
     lines = (GOLDEN / "lockdep-interleaved-6.12.117.log").read_text().splitlines()
+    # Without caller ids the WARNING's header lands before lockdep's "at:" lines: lockdep's report is set
+    # aside, and goes on after the WARNING's end (its "at:" lines went into the WARNING; the held
+    # locks' still name the function).
     alone = splats.parse_lines(lines)
-    # Without caller ids the WARNING's header cuts lockdep's report before its "at:" lines.
-    assert [r.title for r in alone] == ["WARNING: possible circular locking dependency detected", "WARNING in do_idle"]
+    assert [(r.title, r.corrupted) for r in alone] == [("possible deadlock in kvm_dev_ioctl", False),
+                                                       ("WARNING in do_idle", False)]
     apart = splats.parse_lines(_with_callers(lines))
     assert [(r.title, r.corrupted) for r in apart] == [("possible deadlock in kvm_dev_ioctl", False),
                                                        ("WARNING in do_idle", False)]
@@ -365,3 +368,18 @@ def test_a_report_beside_the_first_ends_when_its_caller_goes_quiet():
     for i in range(splats.parser.SIDE_SILENT + 1):
         done += parser.feed(f"[    4.176865][   T98]  frame_{i}+0x1/0x2")
     assert [r.title for r in done] == ["WARNING in corrupted"] and not parser._side and parser.in_report
+
+
+def test_a_lockdep_report_set_aside_ends_with_the_next_header():
+    lines = ["WARNING: possible circular locking dependency detected", "6.12.117 #1 Not tainted",
+             "WARNING: CPU: 1 PID: 0 at kernel/time/tick-sched.c:1 tick_nohz_idle_enter+0x1/0x2",
+             "Call Trace:", " do_idle+0x3e/0x260", " cpu_startup_entry+0x24/0x30",
+             "BUG: sleeping function called from invalid context at kernel/a.c:1", "Call Trace:",
+             " kvm_offline_cpu+0x1/0x2", " cpuhp_invoke_callback+0x1/0x2"]
+    assert [(r.title, r.start_line) for r in splats.parse_lines(lines)] == [
+        ("WARNING: possible circular locking dependency detected", 1), ("WARNING in do_idle", 3),
+        ("BUG: sleeping function called from invalid context in kvm_offline_cpu", 7)]
+    # one that has its "at:" already is cut, as ever
+    cut = ["WARNING: possible circular locking dependency detected", "vm-churn/98 is trying to acquire lock:",
+           "ffff (cpu_hotplug_lock){++++}-{0:0}, at: kvm_dev_ioctl+0x61f/0xa90", *lines[2:6]]
+    assert [r.title for r in splats.parse_lines(cut)] == ["possible deadlock in kvm_dev_ioctl", "WARNING in do_idle"]

@@ -7,7 +7,8 @@ where a report starts and ends, and assembles it.
 
 Two reports printed at once interleave line by line. When the kernel names each line's task or CPU
 (CONFIG_PRINTK_CALLER: "[ T98]", "[ C1]"), a header from another caller than the open report's opens
-a report of its own beside it, and each caller's lines go to its own report.
+a report of its own beside it, and each caller's lines go to its own report. Without caller ids, a
+lockdep report interrupted in its first lines by another kind's header is set aside until that one ends.
 """
 
 import itertools
@@ -44,6 +45,10 @@ _LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
 _CALLER = re.compile(r"\[\s*\d+\.\d+\] ?\[\s*([TC]\d+)\]")  # "[   4.17] [   T98]"
 MAX_SIDE = 8  # reports of other callers open beside the first
 SIDE_SILENT = 50  # lines of others after which a report beside the first is over
+INTERRUPT_WITHIN = 6  # lines of a lockdep report in which another kind's header interrupts it
+# What a parser holds of its open report (swapped out while another interrupts it).
+_REPORT_STATE = ("_fmt", "_match", "caller", "_lines", "_start", "_fms", "_last", "_pending", "_in_trace",
+                 "_trace_seen", "_locks_seen", "_time")
 
 
 
@@ -61,6 +66,7 @@ class Parser:
         self.caller: Optional[str] = None  # printk's caller on the open report's header line
         self._side: Dict[str, "Parser"] = {}  # caller -> the parser of that caller's report, beside this one
         self._nested = nested  # a parser in another's _side
+        self._held: Optional["Parser"] = None  # holds a report another interrupted (see _interruptible)
         self._fmt: Optional[Format] = None
         self._lines: List[str] = []
         self._start = self._last = 0
@@ -108,7 +114,13 @@ class Parser:
                     side = self._side[caller] = Parser(nested=True)  # another caller's report, beside this one
                     side.line_no = self.line_no - 1
                     return side.feed(raw)
-                done += self._finish()
+                if caller is None and self._interruptible(header[0]):
+                    self._held = Parser(nested=True)  # set aside; it goes on when the interrupting one ends
+                    self._swap(self._held)
+                else:
+                    done += self._finish()
+                    if self._fmt is not None:  # the report it had interrupted: this header ends it too
+                        done += self._finish()
             elif line[:1] in "-KR=" and _END.match(line) and (self._trace_seen or not self._fmt.needs_frame):
                 # (Consoles interleave: syzkaller's logs show the stack after the panic's last words.)
                 self._take(line)
@@ -138,7 +150,9 @@ class Parser:
         return done
 
     def flush(self) -> List[Report]:
-        done = self._finish() if self._fmt is not None else []
+        done: List[Report] = []
+        while self._fmt is not None:
+            done += self._finish()
         for side in self._side.values():
             done += side.flush()
         self._side = {}
@@ -194,7 +208,29 @@ class Parser:
         return False
 
 
+    def _interruptible(self, fmt: Format) -> bool:
+        """Without caller ids, a report of another kind whose header lands in a lockdep report's first
+        lines, before any "at:" line or stack of its own, is another CPU's printed at once: the
+        lockdep report is set aside, not cut, and goes on when that one ends."""
+        return (self._held is None and self._fmt.lockdep and not fmt.lockdep and fmt is not self._fmt
+                and len(self._lines) <= INTERRUPT_WITHIN and not self._trace_seen
+                and not any(text.AT.search(ln) for ln in self._lines))
+
+    def _swap(self, other: "Parser") -> None:
+        for name in _REPORT_STATE:
+            mine = getattr(self, name)
+            setattr(self, name, getattr(other, name))
+            setattr(other, name, mine)
+
     def _finish(self) -> List[Report]:
+        """The open report, closed; then the one it had interrupted, if any, is open again."""
+        done = self._close()
+        if self._held is not None:
+            self._swap(self._held)
+            self._held = None
+        return done
+
+    def _close(self) -> List[Report]:
         """The open report, closed: one report, or none for a fallback header that had no stack, such as a
         program's own "WARNING: ..." on the console."""
         fmt, m, lines, end_line = self._fmt, self._match, self._lines, self._last
