@@ -383,3 +383,15 @@ def test_a_lockdep_report_set_aside_ends_with_the_next_header():
     cut = ["WARNING: possible circular locking dependency detected", "vm-churn/98 is trying to acquire lock:",
            "ffff (cpu_hotplug_lock){++++}-{0:0}, at: kvm_dev_ioctl+0x61f/0xa90", *lines[2:6]]
     assert [r.title for r in splats.parse_lines(cut)] == ["possible deadlock in kvm_dev_ioctl", "WARNING in do_idle"]
+
+
+def test_the_panic_after_a_report_that_ended_is_its_end_not_a_report():
+    oops = ["Oops: int3: 0000 [#1] PREEMPT SMP NOPTI", "CPU: 0 UID: 0 PID: 10 Comm: kworker/0:1 Not tainted 6.12.95 #1",
+            "RIP: 0010:finish_task_switch.isra.0+0xa9/0x2f0", "Call Trace:", " <TASK>", " __schedule+0x503/0xc00",
+            " </TASK>", "---[ end trace 0000000000000000 ]---"]
+    panic = ["Kernel panic - not syncing: Fatal exception in interrupt", "Kernel Offset: 0x1000000"]
+    assert [r.title for r in splats.parse_lines(oops + ["RIP: 0010:x", "Code: 00"] + panic)] == [
+        "BUG: int3 in finish_task_switch"]
+    later = oops + [f"smpboot: CPU {i} is now offline" for i in range(splats.parser.AFTERMATH_LINES)] + panic
+    assert [r.title for r in splats.parse_lines(later)] == ["BUG: int3 in finish_task_switch",
+                                                            "kernel panic: Fatal exception"]

@@ -38,6 +38,8 @@ class Format:
     - LOCKDEP: its held locks are collected; without a frame its header's own words are its title.
     - FOLLOWS: a consequence of whatever report is open (the panic after a WARNING, an oops after a
       BUG): it joins that report instead of starting one.
+    - AFTERMATH: a consequence of the report that just ended, too (the panic after an oops's "end
+      trace" line): within AFTERMATH_LINES of its end it starts no report of its own.
     - ABSORBS: other formats' headers that belong to an open report of this one.
     - REFINE: title rules of its own (rules.py), run in order when the report ends.
     - FALLBACK: tried after every other row, and only when no report is open: a catch-all, so that a
@@ -52,6 +54,7 @@ class Format:
     anywhere: bool = False
     lockdep: bool = False
     follows: bool = False
+    aftermath: bool = False
     absorbs: Tuple[Absorb, ...] = ()
     refine: Tuple[Callable[[rules.Draft], None], ...] = ()
     fallback: bool = False
@@ -188,7 +191,7 @@ FORMATS: List[Format] = [
        anywhere=True, refine=(rules.trusty_why,)),
     # "Fatal exception in interrupt" is one panic with "Fatal exception" to syzbot.
     _f("panic", r"Kernel panic - not syncing: (?P<why>Fatal exception|.*)", "kernel panic: {why}", needs_frame=False,
-       follows=True),
+       follows=True, aftermath=True),
     # The lab's own invariant checker in the guest (lab-virt-check) reporting a state the kernel should
     # never be in, such as a CPU online with virtualization off while a VM exists: before any crash
     # that state may lead to, and often instead of one. Its header says what, the next lines the

@@ -45,6 +45,7 @@ _LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
 _CALLER = re.compile(r"\[\s*\d+\.\d+\] ?\[\s*([TC]\d+)\]")  # "[   4.17] [   T98]"
 MAX_SIDE = 8  # reports of other callers open beside the first
 SIDE_SILENT = 50  # lines of others after which a report beside the first is over
+AFTERMATH_LINES = 10  # lines after a report's end in which a panic is its consequence (Format.aftermath)
 INTERRUPT_WITHIN = 6  # lines of a lockdep report in which another kind's header interrupts it
 # What a parser holds of its open report (swapped out while another interrupts it).
 _REPORT_STATE = ("_fmt", "_match", "caller", "_lines", "_start", "_fms", "_last", "_pending", "_in_trace",
@@ -67,6 +68,7 @@ class Parser:
         self._side: Dict[str, "Parser"] = {}  # caller -> the parser of that caller's report, beside this one
         self._nested = nested  # a parser in another's _side
         self._held: Optional["Parser"] = None  # holds a report another interrupted (see _interruptible)
+        self._ended_at = -AFTERMATH_LINES - 1  # the last line of the report closed last
         self._fmt: Optional[Format] = None
         self._lines: List[str] = []
         self._start = self._last = 0
@@ -140,6 +142,8 @@ class Parser:
                 self._take(line)
                 return done
         if header is not None:
+            if header[0].aftermath and self.line_no - self._ended_at <= AFTERMATH_LINES:
+                return done  # the panic after the report that just ended is that report's end
             self._fmt, self._match, self.caller = header[0], header[1], caller
             self._lines, self._start = [line], self.line_no
             self._fms, self._fm = [_FRAME.match(line)], _UNSEEN
@@ -235,7 +239,7 @@ class Parser:
         program's own "WARNING: ..." on the console."""
         fmt, m, lines, end_line = self._fmt, self._match, self._lines, self._last
         fms = self._fms  # each line's _FRAME match, made once
-        self._fmt = None
+        self._fmt, self._ended_at = None, end_line
         if fmt.fallback and not _shows_stack(lines):
             return []
         frame = stacks.guilty(fmt.frame_from, m, lines, fms)
