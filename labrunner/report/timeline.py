@@ -16,7 +16,7 @@ import re
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 _HOST = re.compile(r"^\[\+\s*(\d+\.\d+)\] ")
-_KERNEL = re.compile(r"^\[\s*(\d+\.\d+)\] ")
+_KERNEL = re.compile(r"^\[\s*(\d+\.\d+)\](?:\[\s*[TC]\d+\])? ")  # [ T98]: printk's caller, when the kernel prints it
 _TOTAL = re.compile(r"smpboot: Total of (\d+) processors activated|smp: Brought up \d+ nodes?, (\d+) CPUs?")
 _ONLINE = re.compile(r"smpboot: Booting Node \d+ Processor (\d+) APIC")
 _OFFLINE = re.compile(r"smpboot: CPU (\d+) is now offline")

@@ -55,6 +55,8 @@ def test_console_times_follow_cpus_and_clock():
     assert t.online == [(1.0, 4), (2.0, 3), (3.0, 4), (4.0, 3)]
     assert t.host_time(2.4) == pytest.approx(3.1)  # from the nearest earlier line: 3.0 + 0.1
     assert t.host_time(0.1) is None
+    t.feed("[+    5.000] [    4.000000][   T98] smpboot: Booting Node 0 Processor 3 APIC 0x3")  # printk's caller
+    assert t.clock[-1] == (4.0, 5.0) and t.online[-1] == (5.0, 4)
 
 
 def test_qmp_events_and_present_vcpus():
