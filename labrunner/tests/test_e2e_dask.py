@@ -115,12 +115,15 @@ def _shape(results: Path):
     return cells, runs, rows, states, sorted(comparison)
 
 
+def _known(cell, report) -> bool:
+    """REPORT (of a nightly.json CELL's attempt) is in lab.yaml's known_issues (TCG's int3 or RCU wedge)."""
+    return any(k.matches(report["title"], cell["kernel"], cell["test"]) for k in load(REPO / "lab.yaml").known_issues)
+
+
 def _known_met(results: Path) -> bool:
-    """A report of lab.yaml's known_issues in the nightly under RESULTS (TCG's int3 or RCU wedge)."""
-    known = load(REPO / "lab.yaml").known_issues
+    """A known report in the nightly under RESULTS."""
     doc = json.loads(next(results.glob("nightly-*/nightly.json")).read_text())
-    return any(k.matches(r["title"], c["kernel"], c["test"]) for c in doc["cells"].values()
-               for a in c["attempts"] for r in a["reports"] for k in known)
+    return any(_known(c, r) for c in doc["cells"].values() for a in c["attempts"] for r in a["reports"])
 
 
 def test_a_nightly_runs_the_same_on_two_workers_as_here(tmp_path, lab):
@@ -170,7 +173,14 @@ def test_a_worker_killed_mid_run_leaves_no_qemu_and_loses_no_run(tmp_path, lab):
         attempts = [a for c in doc["cells"].values() for a in c["attempts"]]
         lost = [a for a in attempts if a["verdict"] == "error"]
         assert len(lost) == 1 and "died mid-run" in lost[0]["reason"], attempts
-        assert [c["attempts"][-1]["verdict"] for c in doc["cells"].values()] == ["pass", "pass"]
+        # Each cell ran to its end: a pass, or (TCG's int3 can end any run here with two guests on two
+        # cores; README: findings) a failure on known reports only.
+        for c in doc["cells"].values():
+            last = c["attempts"][-1]
+            assert last["verdict"] == "pass" or (last["verdict"] == "fail" and last["reports"]
+                                                 and all(_known(c, r) for r in last["reports"])), c
+            if last["verdict"] != "pass":
+                warnings.warn(f"{c['kernel']}/{c['test']} ended on a known report: {last['reason']}")
         assert len(list((folder / "runs").iterdir())) == 2
     finally:
         cluster.close()
