@@ -220,7 +220,7 @@ def test_vm_churn_hotplug_plugs_unplugs_and_churns(tmp_path):
 
 
 def test_vm_fork_kill_passes(tmp_path):
-    p, record, _ = run_record(tmp_path, "vm-fork-kill", "--duration", "30")
+    p, record, _ = run_record(tmp_path, "vm-fork-kill", "--duration", "20")
     assert p.returncode == 0, p.stdout + p.stderr
     assert record["workload"]["kills"] > 0 and record["workload"]["vm_cycles"] > 0
     assert record["hotplug"]["plugged"] >= 1

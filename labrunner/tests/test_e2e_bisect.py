@@ -26,7 +26,7 @@ COMMITS, BUG_AT = 5, 3
 LAB = """tests:
   bisect-churn:
     command: /lab/tests/vm-churn-hotplug/run.sh
-    duration: 15
+    duration: 10
     cmdline: kvm.enable_virt_at_load=0
     env: {LAB_THREADS: 2, LAB_VCPUS: 2, LAB_TOGGLE_MS: 300}
     hotplug: {period: 3, slots: 2}
