@@ -269,9 +269,8 @@ def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda 
     dest = cache / "kernels" / "built" / f"{kernel.name}-{p.key}"
 
     def make_artifacts(staging: Path) -> None:
-        with cache_mod.locked(p.work, what=f"the warm build directory {p.work.name}"):
-            src, out = _checkout(p, progress)
-            _build_in(src, out, kernel.source, staging, progress)
+        with source_tree(kernel, p, progress) as (src, out):
+            _build_in(src, out, staging, progress)
 
     if not dest.exists():
         cache_mod.get_or_build(cache, dest, make_artifacts)
@@ -282,8 +281,8 @@ def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda 
 @contextlib.contextmanager
 def source_tree(kernel: Kernel, p: Plan, progress: Callable[[str], None] = lambda s: None) -> Iterator[Tuple[Path, Path]]:
     """(src, out): KERNEL's tree as plan P has it (commit and patches) and its configured build
-    directory, in the warm directory with its lock held: for what else is built from the kernel's own
-    source, such as its selftests."""
+    directory, in the warm directory with its lock held: for the kernel's build, and for what else is
+    built from its own source, such as its selftests."""
     with cache_mod.locked(p.work, what=f"the warm build directory {p.work.name}"):
         src, out = _checkout(p, progress)
         progress("configuring")
@@ -305,10 +304,8 @@ def _checkout(p: Plan, progress: Callable[[str], None]) -> Tuple[Path, Path]:
     return src, out
 
 
-def _build_in(src: Path, out: Path, recipe: SourceRecipe, staging: Path, progress: Callable[[str], None]) -> None:
-    """Configure and build the checked-out SRC in OUT, and copy the artifacts into STAGING."""
-    progress("configuring")
-    configure(src, out, recipe, BUILD_ENV)
+def _build_in(src: Path, out: Path, staging: Path, progress: Callable[[str], None]) -> None:
+    """Build the checked-out, configured SRC in OUT, and copy the artifacts into STAGING."""
     log_path = out.parent / "build.log"
     _make(src, out, BUILD_ENV, log_path, progress)
     staging.mkdir()
