@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, List, Sequence
+from typing import Callable, List, Sequence, Tuple
 
 from .. import cache as cache_mod
 from .. import process
@@ -67,23 +67,27 @@ def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda 
     def make(staging: Path) -> None:
         with tempfile.TemporaryDirectory(prefix="labrunner-selftests-") as tmp, \
                 kbuild.source_tree(kernel, p, progress) as (src, out):
-            log_path = Path(tmp) / "build.log"
-            progress("KVM selftests: kernel headers")
-            for argv, what in ((headers_argv(src, out), "make headers"),
-                               (make_argv(src, out, Path(tmp) / "kvm", (os.cpu_count() or 1) + 1), "KVM selftests")):
+            log_path, objs = Path(tmp) / "build.log", Path(tmp) / "kvm"
+
+            def step(argv: List[str], what: str) -> Tuple[int, str]:
                 log.info("$ %s", process.command_line(argv))
                 progress(f"building: {what}")
                 status, stdout, stderr = process.call(argv, timeout=BUILD_TIMEOUT, what=what)
                 with open(log_path, "a") as f:
                     f.write(f"$ {process.command_line(argv)}\n{stdout}{stderr}")
-                if status != 0 and what == "make headers":  # (a selftest that fails to build is missed later)
-                    raise BuildError(f"{what} failed for kernel '{kernel.name}':\n{(stdout + stderr)[-1500:]}")
+                return status, stdout + stderr
+
+            status, output = step(headers_argv(src, out), "make headers")
+            if status != 0:
+                raise BuildError(f"make headers failed for kernel '{kernel.name}':\n{output[-1500:]}")
+            # (with -k: a selftest that fails to build is named when a run asks for it)
+            step(make_argv(src, out, objs, (os.cpu_count() or 1) + 1), "KVM selftests")
             staging.mkdir()
-            programs = [p for p in sorted((Path(tmp) / "kvm").rglob("*")) if _is_program(p)]
+            programs = [f for f in sorted(objs.rglob("*")) if _is_program(f)]
             if not programs:
                 raise BuildError(f"no KVM selftest built for kernel '{kernel.name}':\n{log_path.read_text()[-1500:]}")
             for program in programs:
-                target = staging / program.relative_to(Path(tmp) / "kvm")
+                target = staging / program.relative_to(objs)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 process.run(["strip", "-o", str(target), str(program)], timeout=60, what=f"strip {program.name}")
             shutil.copy2(log_path, staging / "build.log")
