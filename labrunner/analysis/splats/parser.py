@@ -53,6 +53,12 @@ _REPORT_STATE = ("_fmt", "_match", "caller", "_lines", "_start", "_fms", "_last"
 
 
 
+def _caller(raw: str) -> Optional[str]:
+    """printk's caller id on a console line ("T98", "C1"), if the kernel prints it."""
+    m = _CALLER.search(raw, 0, 80)
+    return m.group(1) if m else None
+
+
 def _shows_stack(lines: List[str]) -> bool:
     """A kernel report prints a stack, or at least dump_stack's "CPU: N PID: N" line, right after its header."""
     return any(_TRACE_START.match(ln) or _CPU_PID.search(ln) for ln in lines[:FALLBACK_WINDOW])
@@ -88,11 +94,9 @@ class Parser:
         self.line_no += 1
         done: List[Report] = []
         if self._side:
-            cm = _CALLER.search(raw, 0, 80)
-            side = self._side.get(cm.group(1)) if cm else None
+            side = self._side.get(_caller(raw))
             if side is not None:
-                side.line_no = self.line_no - 1
-                done = side.feed(raw)
+                done = side._feed_beside(self, raw)
                 if side._fmt is None:
                     del self._side[side.caller]
                 return done
@@ -105,17 +109,13 @@ class Parser:
         line = clean(raw)
         self._fm = _UNSEEN  # _trace_over may match it against _FRAME; _take reuses that
         header = self._header(line)
-        caller = None
-        if header is not None:
-            cm = _CALLER.search(raw, 0, 80)
-            caller = cm.group(1) if cm else None
+        caller = _caller(raw) if header is not None else None
         if self._fmt is not None:
             if header is not None and not self._continues(header[0]):
                 if caller is not None and self.caller not in (None, caller) and not self._nested \
                         and len(self._side) < MAX_SIDE:
                     side = self._side[caller] = Parser(nested=True)  # another caller's report, beside this one
-                    side.line_no = self.line_no - 1
-                    return side.feed(raw)
+                    return side._feed_beside(self, raw)
                 if caller is None and self._interruptible(header[0]):
                     self._held = Parser(nested=True)  # set aside; it goes on when the interrupting one ends
                     self._swap(self._held)
@@ -152,6 +152,11 @@ class Parser:
             tm = _KTIME.search(_CONSOLE_LOG.sub("", raw, count=1)[:40])
             self._time = float(tm.group(1)) if tm else None
         return done
+
+    def _feed_beside(self, main: "Parser", raw: str) -> List[Report]:
+        """A line of MAIN's input that is this side parser's caller's: at MAIN's line number."""
+        self.line_no = main.line_no - 1
+        return self.feed(raw)
 
     def flush(self) -> List[Report]:
         done: List[Report] = []
