@@ -27,9 +27,9 @@ churner=$!
 start=$(uptime)
 end=$(( ${start%.*} + ${LAB_DURATION:-180} ))
 round=0
+tab=$(printf '\t')
 while :; do
 	round=$((round + 1))
-	tab=$(printf '\t')
 	while IFS="$tab" read -r name limit args; do
 		now=$(uptime)
 		# the first round runs whole; later ones stop when the time is up
