@@ -5,8 +5,8 @@ results/nightly-<UTC time>-<suite>/ holds nightly.json and runs/, one ordinary r
 nightly.json (the suite, lab.yaml's hash, start and end, every cell's attempts) is rewritten after each
 run, so a nightly killed halfway says how far it got, and --resume runs only what is missing. Kernels
 are built or fetched before any guest starts; a kernel that does not build fails its cells with the
-build's error, and the rest runs. A run that ends in an infrastructure error, or as a hang without a
-report, runs again (lab.yaml's retries); a kernel report is never retried away.
+build's error, and the rest runs. A run that ends in an infrastructure error, or as a hang or a stopped
+vCPU clock without a report, runs again (lab.yaml's retries); a kernel report is never retried away.
 """
 
 import concurrent.futures
@@ -31,11 +31,12 @@ log = logging.getLogger(__name__)
 
 
 def wants_retry(attempt: Dict[str, Any]) -> bool:
-    """An infrastructure error, or a hang with no kernel report: the host may be to blame."""
+    """An infrastructure error, or a hang or a stopped vCPU clock with no kernel report: the host (TCG)
+    may be to blame."""
     flags = attempt.get("flags", [])
     if "interrupted" in flags:
         return False
-    return attempt["verdict"] == "error" or ("hang" in flags and "splat" not in flags)
+    return attempt["verdict"] == "error" or (bool({"hang", "clock-stopped"} & set(flags)) and "splat" not in flags)
 
 
 def needs_run(cell: Dict[str, Any], retries: int) -> bool:

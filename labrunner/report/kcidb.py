@@ -39,7 +39,7 @@ def status(attempt: Dict[str, Any]) -> str:
         return "PASS"
     if verdict == "error":
         return "MISS"
-    if attempt.get("reports") or flags & {"splat", "hang", "unresponsive", "hotplug-failure"}:
+    if attempt.get("reports") or flags & {"splat", "hang", "unresponsive", "hotplug-failure", "selftest-failed", "clock-stopped"}:
         return "FAIL"
     return "ERROR"  # the workload failed or timed out with nothing from the kernel
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from ..analysis import symbols
+from ..analysis import clocks, symbols
 from ..config import Lab
 from ..errors import InfraError, Interrupted, LabError
 from ..machine import hotplug
@@ -219,6 +219,8 @@ def _workload(session: Session, test, duration: int, outdir: Path, record: Recor
         # A CPU that will not come or go is a symptom of the bugs hunted here: ask the kernel why.
         progress("gathering evidence" + (": hang" if seen.get("hang") else ": hotplug"))
         record.update(hang_evidence=_hang_evidence(session))
+        console = (outdir / "console.log").read_text(errors="replace").splitlines()
+        seen["stopped_clocks"] = tuple(s.describe() for s in clocks.stopped(console))
     record.data["phases"]["workload_s"] = round(time.monotonic() - t0, 3)
     output = b"".join(stdout).decode("utf-8", "replace")
     record.update(workload_exit=seen.get("workload_exit"), progress=counters.counters or None,

@@ -32,6 +32,7 @@ class Observed:
     analysis_errors: Tuple[str, ...] = ()   # a console listener (the splat parser) raised
     interrupted: Optional[str] = None       # the signal (SIGINT, SIGTERM) or exception that ended it
     selftest_failures: Tuple[str, ...] = ()  # selftests that failed unexpectedly or timed out, in order
+    stopped_clocks: Tuple[str, ...] = ()    # CPUs whose tick had stopped, seen in the hang's evidence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +75,9 @@ def judge(o: Observed) -> Verdict:
     events: List[_Event] = []
     if o.infra:
         events.append(_Event(ERROR, o.infra, "infra", True))
+    if o.stopped_clocks:  # the likeliest cause of what follows (a hang, a CPU that will not go), so first
+        events.append(_Event(FAIL, "; ".join(o.stopped_clocks) + " (a vCPU timer that stopped firing: "
+                             "under TCG, QEMU's known wedge)", "clock-stopped", True))
     if o.hang:
         events.append(_Event(FAIL, o.hang, "hang", True))
     if o.unresponsive:

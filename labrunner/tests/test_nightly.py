@@ -123,6 +123,7 @@ def test_canaries_and_reports():
     (_attempt("error", flags=["infra"]), True),
     (_attempt("fail", flags=["hang"]), True),                              # a hang without a report: maybe the host
     (_attempt("fail", ["possible deadlock in f"], flags=["splat", "hang"]), False),  # never retried away
+    (_attempt("fail", flags=["clock-stopped", "unresponsive"]), True),     # TCG's wedge, most likely
     (_attempt("fail", flags=["workload-failed"]), False),
     (_attempt("error", flags=["interrupted"]), False),
 ])
