@@ -189,9 +189,10 @@ FORMATS: List[Format] = [
     # Android's trusty OS panics through the kernel's console.
     _f("trusty", r"trusty: panic \(caller .*?\): (?P<why>ASSERT FAILED|.*)", "trusty: {why}", needs_frame=False,
        anywhere=True, refine=(rules.trusty_why,)),
-    # "Fatal exception in interrupt" is one panic with "Fatal exception" to syzbot.
-    _f("panic", r"Kernel panic - not syncing: (?P<why>Fatal exception|.*)", "kernel panic: {why}", needs_frame=False,
-       follows=True, aftermath=True),
+    # "Fatal exception in interrupt" is one panic with "Fatal exception" to syzbot; the kernel's own
+    # trailing " ..." ("panic_on_warn set ...") is not part of why.
+    _f("panic", r"Kernel panic - not syncing: (?P<why>Fatal exception|(?:(?! \.\.\.$).)*)", "kernel panic: {why}",
+       needs_frame=False, follows=True, aftermath=True),
     # The lab's own invariant checker in the guest (lab-virt-check) reporting a state the kernel should
     # never be in, such as a CPU online with virtualization off while a VM exists: before any crash
     # that state may lead to, and often instead of one. Its header says what, the next lines the

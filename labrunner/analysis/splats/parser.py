@@ -17,7 +17,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 from . import formats, stacks, text
 from .formats import FORMATS, Format
-from .report import Report, title_type
+from .report import Report, normalize_title, title_type
 from .rules import Draft
 from .text import clean
 
@@ -259,6 +259,7 @@ class Parser:
             title = m.group(0)  # a lockdep report without its frame keeps its own words (old "[ ...]" ones do not)
         else:
             title = d.title.format(frame=d.frame or "corrupted", **d.fields)
+        title = normalize_title(title)  # as syzbot shows it: "at addr ADDR", "age=NUM"
         report = Report(title=title, type=title_type(title), corrupted=d.corrupted, frame=d.frame,
                         start_line=self._start, end_line=end_line, text="\n".join(lines), format=fmt.name,
                         frames=d.frames, timestamp=self._time)
