@@ -204,6 +204,7 @@ HEADERS = {
     "gpf": "general protection fault: 0000 [#1] SMP",
     "null-deref": "BUG: kernel NULL pointer dereference, address: 0000000000000000",
     "paging": "Unable to handle kernel paging request at virtual address dead000000000108",
+    "user-access": "Unable to handle kernel access to user memory outside uaccess routines at virtual address 0000000020000040",
     "usercopy": "usercopy: Kernel memory exposure attempt detected from SLAB object",
     "soft-lockup": "watchdog: BUG: soft lockup - CPU#1 stuck for 22s! [a:1]",
     "hard-lockup": "NMI watchdog: Watchdog detected hard LOCKUP on cpu 1",
@@ -405,3 +406,12 @@ def test_titles_come_normalised_as_syzbot_shows_them():
              "[   10.1] Call Trace:", "[   10.1]  dump_stack+0x1/0x2", "[   10.1]  panic+0x1/0x2",
              "[   10.1] Kernel Offset: disabled"]
     assert [r.title for r in splats.parse_lines(panic)] == ["kernel panic: panic_on_warn set"]
+
+
+def test_arm64_kernel_access_to_user_memory_is_a_report_of_its_own():
+    lines = ["[  100.1] Unable to handle kernel access to user memory outside uaccess routines at virtual address 0000000020000040",
+             "[  100.1] Internal error: Oops: 000000009600004f [#1] PREEMPT SMP",
+             "[  100.1] CPU: 1 PID: 3017 Comm: syz-executor Not tainted 6.1.0 #1", "[  100.1] pc : foo_ioctl+0x10/0x20",
+             "[  100.1] Call trace:", "[  100.1]  foo_ioctl+0x10/0x20", "[  100.1]  __arm64_sys_ioctl+0x1/0x2",
+             "[  100.2] ---[ end trace 0000000000000000 ]---"]
+    assert [r.title for r in splats.parse_lines(lines)] == ["BUG: unable to handle kernel access to user memory in foo_ioctl"]

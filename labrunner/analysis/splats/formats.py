@@ -150,6 +150,9 @@ FORMATS: List[Format] = [
        "BUG: unable to handle kernel NULL pointer dereference in {frame}", anywhere=True),
     _f("paging", r"(?:BUG: u|U)nable to handle (?:kernel )?(?:paging request|page fault for address)",
        "BUG: unable to handle kernel paging request in {frame}", anywhere=True),
+    # arm64's fault on a user address outside the uaccess routines (SMAP's like on x86 is an oops).
+    _f("user-access", r"(?:BUG: u|U)nable to handle kernel access to user memory",
+       "BUG: unable to handle kernel access to user memory in {frame}", anywhere=True),
     # (After "Bad or missing usercopy whitelist?" the WARNING that follows is the report.) Its check
     # ends in a BUG().
     _f("usercopy", r"(?:usercopy: )?(?<!whitelist\? )[Kk]ernel memory (?:exposure|overwrite) attempt detected",
