@@ -35,18 +35,20 @@ LAB = """tests:
 GIT_ID = ["-c", "user.name=labrunner", "-c", "user.email=labrunner@localhost"]
 
 
-def _history(tmp_path) -> str:
-    """BRANCH: COMMITS commits on the imported source, the BUG_AT-th the injected bug; its base."""
+def history(tmp_path, commits: int = COMMITS, bug_at: int = BUG_AT, patch: str = "kvm-lock-order",
+            branch: str = BRANCH) -> str:
+    """BRANCH: COMMITS commits on the imported source, the BUG_AT-th the injected bug PATCH
+    (kernels/patches/inject/PATCH.patch); its base. bench/bisect_flaky.py makes one too."""
     lab = config.load(REPO / "lab.yaml")
     repo, base = kbuild.source_commit(lab.kernels["stable-debug"].source, lab.cache_dir, lambda s: None)
     worktree = tmp_path / "history"
     git = lambda *args, cwd=worktree: subprocess.run(["git", *GIT_ID, *args], cwd=cwd, check=True,  # noqa: E731
                                                       capture_output=True, text=True, timeout=600)
-    git("worktree", "add", "-q", "-f", "-B", BRANCH, str(worktree), base, cwd=repo)
+    git("worktree", "add", "-q", "-f", "-B", branch, str(worktree), base, cwd=repo)
     try:
-        for i in range(1, COMMITS + 1):
-            if i == BUG_AT:
-                git("am", "-q", str(config.builtin.BUILTIN / "kernels" / "patches" / "inject" / "kvm-lock-order.patch"))
+        for i in range(1, commits + 1):
+            if i == bug_at:
+                git("am", "-q", str(config.builtin.BUILTIN / "kernels" / "patches" / "inject" / f"{patch}.patch"))
             else:  # harmless, but a real change to build: a comment in a KVM source file
                 with open(worktree / "virt" / "kvm" / "binary_stats.c", "a") as f:
                     f.write(f"/* labrunner e2e bisect {i} */\n")
@@ -68,7 +70,7 @@ def built_states():
 
 
 def test_bisect_names_the_injected_commit(tmp_path, built_states):
-    base = _history(tmp_path)
+    base = history(tmp_path)
     (tmp_path / "lab.yaml").write_text(LAB)
     p = subprocess.run([*LABRUNNER[:-2], "--lab", str(tmp_path / "lab.yaml"), "bisect", "--kernel", "stable-debug",
                         "--good", base, "--bad", BRANCH, "--test", "bisect-churn", "--results", str(tmp_path / "results")],
