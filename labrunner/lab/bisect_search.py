@@ -31,7 +31,7 @@ class Search:
     states: int  # N + 1
     testable: Sequence[bool]
     epsilon: float = 0.02
-    prior: Tuple[float, float] = (1.0, 1.0)  # Beta prior of p
+    prior: Tuple[float, float] = (1.0, 1.5)  # Beta prior of p: mean 0.4, races are more often flaky than not
     good_end_prior: float = 0.01  # prior mass of "the good end has the bug too"
     confirm: int = 3  # bug reports at the bad end before the search starts: they also teach p
     crashes: List[int] = dataclasses.field(default_factory=list)
