@@ -28,7 +28,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 from .. import cache as cache_mod
 from .. import process
 from ..config import Kernel, SourceRecipe
-from ..errors import BuildError, InfraError, UserError
+from ..errors import BuildError, InfraError, LabError, UserError
 from . import debian
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,8 @@ def git(repo: Path, *args: str, timeout: float = 600, what: str = "git") -> str:
 
 def debian_source(package: str, cache: Path, progress: Callable[[str], None]) -> Path:
     """A git repository of Debian's linux-source package in the cache, made once per version."""
-    name, version = debian.resolve_cached(package, None, cache)
-    repo = cache / "src" / f"{name}_{version}"
+    repo = _debian_repo(package, cache)
+    name, version = repo.name.split("_", 1)
 
     def make(dest: Path) -> None:
         with tempfile.TemporaryDirectory(dir=repo.parent) as tmp:
@@ -81,9 +81,18 @@ def debian_source(package: str, cache: Path, progress: Callable[[str], None]) ->
     return cache_mod.get_or_build(cache, repo, make)
 
 
+def _debian_repo(package: str, cache: Path) -> Path:
+    name, version = debian.resolve_cached(package, None, cache)
+    return cache / "src" / f"{name}_{version}"
+
+
+def _git_repo(tree: Path, cache: Path) -> Path:
+    return cache / "src" / ("git-" + hashlib.sha256(str(tree).encode()).hexdigest()[:12])
+
+
 def git_source(tree: Path, cache: Path) -> Path:
     """A shared clone of the user's git TREE, so labrunner never changes it."""
-    repo = cache / "src" / ("git-" + hashlib.sha256(str(tree).encode()).hexdigest()[:12])
+    repo = _git_repo(tree, cache)
     if repo.exists():
         with cache_mod.locked(repo, what=f"the clone of {tree}"):
             git(repo, "fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*",
@@ -230,10 +239,19 @@ def patchset_hash(patches: Sequence[Path]) -> str:
                                   for p in patches).encode()).hexdigest()
 
 
-def cached(kernel: Kernel, cache: Path) -> Optional[Built]:
-    """The newest built artifacts of KERNEL in the cache, without building (for `kernel list`)."""
+def cached(kernel: Kernel, cache: Path) -> Tuple[Optional[str], Optional[Built]]:
+    """For `kernel list`, without downloading or building: KERNEL's build key as its recipe stands now
+    (None when its source is not in the cache yet, or cannot be read), and its newest build of any key."""
     dirs = sorted((cache / "kernels" / "built").glob(f"{kernel.name}-*/bzImage"), key=lambda p: p.stat().st_mtime)
-    return Built(dirs[-1].parent.name.rsplit("-", 1)[-1], dirs[-1].parent) if dirs else None
+    newest = Built(dirs[-1].parent.name.rsplit("-", 1)[-1], dirs[-1].parent) if dirs else None
+    recipe = kernel.source
+    try:
+        present = (_debian_repo(recipe.debian_package, cache) if recipe.debian_package
+                   else _git_repo(recipe.tree, cache)).is_dir()
+        return (plan(kernel, cache).key if present else None), newest
+    except LabError as e:
+        log.info("cannot compute the build key of %s: %s", kernel.name, e)
+        return None, newest
 
 
 @dataclasses.dataclass(frozen=True)

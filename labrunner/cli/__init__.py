@@ -233,8 +233,15 @@ def cmd_kernel_list(args) -> int:
     lab = _load(args)
     for kernel in lab.kernels.values():
         if kernel.kind == "source":
-            built = kbuild.cached(kernel, lab.cache_dir)
-            state = f"built, key {built.key}" if built else "not built"
+            key, built = kbuild.cached(kernel, lab.cache_dir)
+            if built is None:
+                state = "not built"
+            elif key is None:
+                state = f"built, key {built.key} (its source is not in the cache: not checked against the recipe)"
+            elif built.key == key:
+                state = f"built, key {built.key}"
+            else:  # the recipe changed since (a fragment, a patch, the compiler)
+                state = f"not built as the recipe stands (key {key}); an older build has key {built.key}"
         else:
             state = str(kernel.path) if kernel.kind == "path" else f"{kernel.package} ({kernel.suite or 'default suite'})"
         default = " (default)" if kernel.name == lab.defaults.kernel else ""

@@ -93,7 +93,16 @@ def test_build_then_cache_hit(fake, tmp_path):
     assert "CC      kernel/fake.o" in (first.dir / "build.log").read_text()
     (tree / "fail.txt").write_text("")  # would fail if it built again: it must come from the cache
     assert kbuild.build(kernel(), cache) == first
-    assert kbuild.cached(kernel(), cache) == first
+    assert kbuild.cached(kernel(), cache) == (first.key, first)
+
+
+def test_the_cache_tells_a_build_of_the_recipe_as_it_stands_from_an_older_one(fake, tmp_path):
+    tree, cache, kernel = fake
+    assert kbuild.cached(kernel(), cache) == (None, None)  # nothing fetched: no key without a download
+    first = kbuild.build(kernel(), cache)
+    (tmp_path / "kvm.config").write_text("CONFIG_KVM=y\nCONFIG_OTHER=y\n")  # the recipe changes
+    key, newest = kbuild.cached(kernel(), cache)
+    assert newest == first and key != first.key and key == kbuild.plan(kernel(), cache).key
 
 
 def test_a_patch_changes_the_key_and_applies(fake, tmp_path):
