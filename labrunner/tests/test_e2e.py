@@ -91,9 +91,19 @@ def test_boot_output_is_exact_binary_and_large():
     assert hashlib.sha256(p.stdout).hexdigest() in p.stderr.decode(), p.stderr[-2000:]
 
 
+def boot_once_more_if_wedged(*args) -> subprocess.CompletedProcess:
+    """labrunner boot ARGS, with one more boot when the guest did not come up within 120 s (it takes
+    about 10): TCG's wedge (README: findings) has met a boot here, once. Said in a warning."""
+    p = labrunner("boot", "--boot-timeout", "120", *args)
+    if p.returncode == 3 and "did not boot within" in p.stderr:
+        warnings.warn(f"booting once more: {p.stderr.strip()}")
+        p = labrunner("boot", "--boot-timeout", "120", *args)
+    return p
+
+
 def test_a_one_off_boot_has_only_its_cpus_unless_asked():
     assert labrunner("boot", "--", "cat /sys/devices/system/cpu/possible").stdout == "0-1\n"
-    p = labrunner("boot", "--hotplug", "--ssh", "--", "cat /sys/devices/system/cpu/possible")
+    p = boot_once_more_if_wedged("--hotplug", "--ssh", "--", "cat /sys/devices/system/cpu/possible")
     assert p.returncode == 0 and p.stdout != "0-1\n", p.stdout + p.stderr  # the spare slots: 0-67 under TCG
 
 

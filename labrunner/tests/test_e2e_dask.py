@@ -120,6 +120,16 @@ def _known(cell, report) -> bool:
     return any(k.matches(report["title"], cell["kernel"], cell["test"]) for k in load(REPO / "lab.yaml").known_issues)
 
 
+def _ran_to_its_end(cell) -> None:
+    """CELL's last attempt passed, or (TCG's int3 or RCU wedge can end any run here, with two guests on
+    two cores; README: findings) failed on known reports only, said in a warning."""
+    last = cell["attempts"][-1]
+    assert last["verdict"] == "pass" or (last["verdict"] == "fail" and last["reports"]
+                                         and all(_known(cell, r) for r in last["reports"])), cell
+    if last["verdict"] != "pass":
+        warnings.warn(f"{cell['kernel']}/{cell['test']} ended on a known report: {last['reason']}")
+
+
 def _known_met(results: Path) -> bool:
     """A known report in the nightly under RESULTS."""
     doc = json.loads(next(results.glob("nightly-*/nightly.json")).read_text())
@@ -173,14 +183,8 @@ def test_a_worker_killed_mid_run_leaves_no_qemu_and_loses_no_run(tmp_path, lab):
         attempts = [a for c in doc["cells"].values() for a in c["attempts"]]
         lost = [a for a in attempts if a["verdict"] == "error"]
         assert len(lost) == 1 and "died mid-run" in lost[0]["reason"], attempts
-        # Each cell ran to its end: a pass, or (TCG's int3 can end any run here with two guests on two
-        # cores; README: findings) a failure on known reports only.
         for c in doc["cells"].values():
-            last = c["attempts"][-1]
-            assert last["verdict"] == "pass" or (last["verdict"] == "fail" and last["reports"]
-                                                 and all(_known(c, r) for r in last["reports"])), c
-            if last["verdict"] != "pass":
-                warnings.warn(f"{c['kernel']}/{c['test']} ended on a known report: {last['reason']}")
+            _ran_to_its_end(c)
         assert len(list((folder / "runs").iterdir())) == 2
     finally:
         cluster.close()
@@ -211,7 +215,8 @@ def test_a_lost_scheduler_ends_the_nightly_incomplete_and_resume_finishes_it(tmp
     resumed = nightly(lab, results, "--resume", folder.name, "--executor", "local")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     doc = json.loads((folder / "nightly.json").read_text())
-    assert doc["complete"] and [c["attempts"][-1]["verdict"] for c in doc["cells"].values()] == ["pass"]
+    assert doc["complete"] and len(doc["cells"]) == 1
+    _ran_to_its_end(next(iter(doc["cells"].values())))
 
 
 def _guests(pid):
