@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labrunner.analysis import splats
+from labrunner.analysis.splats import skips
 
 from . import corpus
 
@@ -415,3 +416,74 @@ def test_arm64_kernel_access_to_user_memory_is_a_report_of_its_own():
              "[  100.1] Call trace:", "[  100.1]  foo_ioctl+0x10/0x20", "[  100.1]  __arm64_sys_ioctl+0x1/0x2",
              "[  100.2] ---[ end trace 0000000000000000 ]---"]
     assert [r.title for r in splats.parse_lines(lines)] == ["BUG: unable to handle kernel access to user memory in foo_ioctl"]
+
+
+def _warning(*frames):
+    """A WARNING in the shape 6.12 prints it, its stack FRAMES top first."""
+    return ["------------[ cut here ]------------", f"WARNING: CPU: 1 PID: 77 at lib/x.c:10 {frames[0]}+0x43/0x50",
+            "CPU: 1 UID: 0 PID: 77 Comm: vm-churn Not tainted 6.12.117 #1", f"RIP: 0010:{frames[0]}+0x43/0x50",
+            "Call Trace:", " <TASK>", *[f" {f}+0x10/0x20" for f in frames[1:]], " do_syscall_64+0x82/0x190",
+            " entry_SYSCALL_64_after_hwframe+0x76/0x7e", " </TASK>", "---[ end trace 0000000000000000 ]---"]
+
+
+@pytest.mark.parametrize("frames,guilty", [
+    (["__fortify_report", "__fortify_panic", "kvm_vm_ioctl_set_name", "kvm_vm_ioctl"], "kvm_vm_ioctl_set_name"),
+    (["seqcount_lockdep_reader_access", "read_seqbegin_or_lock", "kvm_get_wall_clock"], "kvm_get_wall_clock"),
+    (["__kcsan_check_access", "kfence_guarded_free", "kvm_free_memslot"], "kvm_free_memslot"),
+    (["free_unref_page", "__folio_put", "put_page", "kvm_release_page_clean"], "kvm_release_page_clean"),
+    (["srcu_check_nmi_safety", "__srcu_read_lock", "kvm_vcpu_ioctl"], "kvm_vcpu_ioctl"),
+    (["crc32c_le_base", "__crc32c_le_shift", "nvme_tcp_digest"], "nvme_tcp_digest"),
+    (["console_flush_all", "console_unlock", "vprintk_emit", "kvm_pr_unimpl"], "kvm_pr_unimpl"),
+    (["__mod_timer", "add_timer_on", "kvm_start_timer"], "kvm_start_timer"),
+    (["__flush_workqueue", "cancel_delayed_work_sync", "kvm_free_pit"], "kvm_free_pit"),
+    (["device_del", "bus_remove_device", "device_release_driver_internal", "usb_kill_anchored_urbs",
+      "hid_disconnect"], "hid_disconnect"),
+    (["ww_mutex_lock", "rwbase_write_lock", "drm_modeset_lock"], "drm_modeset_lock"),
+])
+def test_helpers_are_skipped_by_category_and_the_caller_is_named(frames, guilty):
+    (report,) = splats.parse_lines(_warning(*frames))
+    assert report.title == f"WARNING in {guilty}"
+    helpers = frames[:frames.index(guilty)]
+    assert all(skips.category(f) for f in helpers), [(f, skips.category(f)) for f in helpers]
+
+
+def test_every_skip_category_says_why_and_owns_its_patterns():
+    seen = set()
+    for c in skips.CATEGORIES:
+        assert c.name and len(c.why) > 20, c
+        for p in c.patterns:
+            re.compile(p)
+            assert p not in seen, f"{p} is in two categories"
+            seen.add(p)
+    # What stays guilty: console_lock() sleeps on its own, and a driver's own function is never a helper.
+    assert [skips.category(f) for f in ("console_lock", "kvm_vm_ioctl", "hid_disconnect")] == ["", "", ""]
+
+
+def _stall(*frames):
+    """An RCU stall in the shape 6.12 prints it: the interrupted stack, top first."""
+    return ["rcu: INFO: rcu_preempt self-detected stall on CPU", "rcu: \t1-....: (10500 ticks this GP)",
+            "CPU: 1 UID: 0 PID: 77 Comm: ksoftirqd/1 Not tainted 6.12.117 #1", "Call Trace:", " <IRQ>",
+            " rcu_sched_clock_irq+0x10/0x20", " update_process_times+0x10/0x20", " tick_nohz_handler+0x10/0x20",
+            " __hrtimer_run_queues+0x10/0x20", " hrtimer_interrupt+0x10/0x20",
+            " __sysvec_apic_timer_interrupt+0x10/0x20", " sysvec_apic_timer_interrupt+0x10/0x20", " </IRQ>",
+            " <TASK>", " asm_sysvec_apic_timer_interrupt+0x1a/0x20", f"RIP: 0010:{frames[0]}+0x43/0x50",
+            *[f" {f}+0x10/0x20" for f in frames[1:]], " </TASK>", "after the report"]
+
+
+@pytest.mark.parametrize("frames,anchor", [
+    # a timer's handler on ksoftirqd, with no syscall below
+    (["_raw_spin_unlock", "igmp_ifc_timer_expire", "call_timer_fn", "__run_timers", "run_timer_softirq",
+      "handle_softirqs", "run_ksoftirqd", "smpboot_thread_fn", "kthread", "ret_from_fork"], "igmp_ifc_timer_expire"),
+    (["hsr_forward_skb", "hsr_announce", "tasklet_action_common", "handle_softirqs", "run_ksoftirqd",
+      "smpboot_thread_fn", "kthread"], "hsr_announce"),
+    (["io_issue_sqe", "io_submit_sqes", "__io_sq_thread", "io_sq_thread", "ret_from_fork"], "io_sq_thread"),
+    # a netlink dump, and a socket call: the dump function, the protocol's own sendmsg
+    (["__dev_get_by_index", "ethnl_default_dumpit", "genl_dumpit", "netlink_dump", "__netlink_dump_start",
+      "genl_family_rcv_msg_dumpit", "genl_rcv_msg", "netlink_rcv_skb", "netlink_sendmsg", "__sock_sendmsg",
+      "__sys_sendmsg", "__x64_sys_sendmsg", "do_syscall_64"], "ethnl_default_dumpit"),
+    (["sctp_packet_transmit", "sctp_sendmsg", "inet_sendmsg", "__sock_sendmsg", "____sys_sendmsg",
+      "__sys_sendmsg", "__x64_sys_sendmsg", "do_syscall_64"], "sctp_sendmsg"),
+])
+def test_a_stall_is_named_by_the_handler_its_loop_ran(frames, anchor):
+    (report,) = splats.parse_lines(_stall(*frames))
+    assert report.title == f"INFO: rcu detected stall in {anchor}"
