@@ -296,6 +296,10 @@ def test_a_report_no_row_knows_still_becomes_one():
     (bare,) = splats.parse_lines(["Kernel panic without the usual words",
                                   "CPU: 1 UID: 0 PID: 9 Comm: kworker/1:0 Not tainted 6.12.117 #1", "more"])
     assert bare.title == "Kernel panic without the usual words" and bare.corrupted
+    # A bare "WARNING: <message>" with a stack: the message is the title, a function in it without offset.
+    (own,) = splats.parse_lines(["WARNING: can't access registers at asm_common_interrupt+0x1e/0x40",
+                                 "CPU: 0 PID: 77 Comm: kvm", "Call Trace:", " kvm_vm_ioctl+0x1/0x2", "next line"])
+    assert own.title == "WARNING: can't access registers at asm_common_interrupt"
     # The lab's own hang evidence: a slow backtrace NMI, then the backtraces it asked for.
     lines = (GOLDEN / "lockdep-injected-6.12.log").read_text().splitlines()
     at = next(i for i, ln in enumerate(lines) if "Call Trace:" in ln or "stack backtrace:" in ln)

@@ -13,6 +13,7 @@ from . import text
 
 # Patterns bound by assignment, not by import: see parser.py.
 _SUFFIX = text.SUFFIX
+_OFFSET = re.compile(r"\+0x[0-9a-f]+(?:/0x[0-9a-f]+)?")
 
 
 
@@ -126,9 +127,14 @@ def plain_functions(d: Draft) -> None:
 
 
 def header_title(d: Draft) -> None:
-    """An unknown report: its header line is its title, "in F" added when its stack names a frame."""
+    """An unknown report: its header line is its title, "in F" added when its stack names a frame. A
+    bare "WARNING: <message>" (no file:line: a driver's or an unwinder's own words) is its message alone,
+    a function in it without its offset."""
     d.fields["header"] = d.match.group(0).strip()[:100]
-    if d.frame is None:
+    if d.fields["header"].startswith("WARNING: "):
+        d.fields["header"] = _OFFSET.sub("", d.fields["header"])
+        d.title = "{header}"
+    elif d.frame is None:
         d.title = "{header}"
 
 
