@@ -29,7 +29,7 @@ from .kernel import KernelArtifacts
 
 log = logging.getLogger(__name__)
 
-FORMAT = "3"  # bump when the image layout changes, so cached images are rebuilt
+FORMAT = "4"  # bump when the image layout changes, so cached images are rebuilt
 BUSYBOX = "/bin/busybox"
 
 
@@ -345,6 +345,15 @@ def load_order(wanted: Iterable[str], depends: Callable[[str], Optional[List[str
     return order
 
 
+def load_waves(order: List[str], depends: Dict[str, List[str]]) -> List[Tuple[int, str]]:
+    """ORDER (dependencies first) as (wave, name), wave by wave: a module's wave is one past its
+    dependencies' latest, so the guest loads each wave's modules at once and waits between waves."""
+    wave: Dict[str, int] = {}
+    for name in order:
+        wave[name] = 1 + max((wave[d] for d in depends.get(name, []) if d in wave), default=-1)
+    return sorted(((wave[name], name) for name in order), key=lambda wn: wn[0])
+
+
 def build_modules(kernel: KernelArtifacts, modules: List[str], cache: Path) -> Optional[Path]:
     """The archive of MODULES (and their dependencies) for KERNEL, or None for a kernel without modules."""
     if kernel.modules is None or not modules:
@@ -355,12 +364,14 @@ def build_modules(kernel: KernelArtifacts, modules: List[str], cache: Path) -> O
     if out.exists():
         return out
     contents: Dict[str, bytes] = {}
+    deps: Dict[str, List[str]] = {}
 
     def depends(name: str) -> Optional[List[str]]:
         if name not in index:
             return None
         contents[name] = read_module(index[name])
-        return module_depends(contents[name])
+        deps[name] = module_depends(contents[name])
+        return deps[name]
 
     order = load_order(modules, depends)
     base = f"lib/modules/{kernel.release}"
@@ -371,7 +382,8 @@ def build_modules(kernel: KernelArtifacts, modules: List[str], cache: Path) -> O
             w.dir(base)
             for name in order:
                 w.file(f"{base}/{name}.ko", contents[name])
-            w.file(f"{base}/load.order", "".join(f"{name}.ko\n" for name in order).encode())
+            waves = load_waves(order, deps)
+            w.file(f"{base}/load.order", "".join(f"{wave} {name}.ko\n" for wave, name in waves).encode())
             w.close()
     return cache_mod.get_or_build(cache, out, write)
 

@@ -58,6 +58,9 @@ def test_module_depends_and_load_order():
             "net_failover": ["failover"], "failover": []}
     order = image.load_order(["kvm-amd", "virtio_pci", "virtio_net", "kvm"], deps.get)
     assert order == ["irqbypass", "kvm", "ccp", "kvm_amd", "failover", "net_failover", "virtio_net"]
+    # virtio_pci has no module here (built in): it is not in the order, and nothing waits for it
+    assert image.load_waves(order, deps) == [(0, "irqbypass"), (0, "ccp"), (0, "failover"), (1, "kvm"),
+                                             (1, "net_failover"), (2, "kvm_amd"), (2, "virtio_net")]
 
 
 def test_module_name():
