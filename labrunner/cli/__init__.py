@@ -149,7 +149,7 @@ def cmd_boot(args) -> int:
         progress.close()
         if session is not None and args.verbose:
             print(f"labrunner: phases: {session.phases.describe()}", file=sys.stderr)
-        if keep:
+        if keep and any(outdir.iterdir()):  # empty when the boot ended before QEMU started
             print(f"labrunner: console.log and qemu.stderr kept in {outdir}", file=sys.stderr)
         else:
             shutil.rmtree(outdir, ignore_errors=True)

@@ -247,6 +247,9 @@ class Session:
         if self.qemu is not None:
             self.qemu.stop(quit_fn=(lambda: self.qmp.quit(timeout=3)) if self.qmp else None)
             self.phases.mark("off")
+        if self.spec.oneshot is not None:
+            # This boot's own copy of the initrd (MBs): a folder kept as evidence needs only the logs.
+            (self.outdir / "initrd-oneshot").unlink(missing_ok=True)
         if self.oneshot is not None:
             self.oneshot.close()
         if self.qmp is not None:

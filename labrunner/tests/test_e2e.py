@@ -6,9 +6,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -173,19 +175,29 @@ def test_a_run_ended_by_a_signal_says_which(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGINT])
 @pytest.mark.parametrize("moment", ["booting", "running"])
 def test_killing_labrunner_leaves_no_qemu(sig, moment):
-    proc = subprocess.Popen(LABRUNNER + ["boot", "--", "echo up; sleep 600"], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    # Its own temporary folder (short: QEMU's socket paths live there), so that what a boot leaves is seen.
+    tmp = Path(tempfile.mkdtemp(prefix="lr-kill-"))
     try:
-        (qemu_pid,) = wait_for(lambda: qemu_children(proc.pid), 120, "QEMU to start")
-        if moment == "running":
-            assert proc.stdout.readline() == "up\n"
-        proc.send_signal(sig)
-        proc.wait(timeout=60)
+        proc = subprocess.Popen(LABRUNNER + ["boot", "--", "echo up; sleep 600"], stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, TMPDIR=str(tmp)))
+        try:
+            (qemu_pid,) = wait_for(lambda: qemu_children(proc.pid), 120, "QEMU to start")
+            if moment == "running":
+                assert proc.stdout.readline() == "up\n"
+            proc.send_signal(sig)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+        wait_for(lambda: not is_qemu(qemu_pid), 15, f"QEMU {qemu_pid} to exit")
+        if sig != signal.SIGKILL:
+            assert proc.returncode != 0
+            # The boot's folder is kept as evidence (unless QEMU_PID was an earlier `qemu --version` and
+            # the boot had not started): its logs, not its multi-MB copy of the initrd.
+            for kept in tmp.glob("labrunner-boot-*"):
+                names = sorted(p.name for p in kept.iterdir())
+                assert "qemu.stderr" in names and "initrd-oneshot" not in names, names
     finally:
-        proc.kill()
-    wait_for(lambda: not is_qemu(qemu_pid), 15, f"QEMU {qemu_pid} to exit")
-    if sig != signal.SIGKILL:
-        assert proc.returncode != 0
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_record(tmp_path, *args, timeout=900, lab: Path = REPO / "lab.yaml"):
