@@ -4,7 +4,7 @@ import struct
 import time
 from pathlib import Path
 
-from labrunner.build import debian, image, kernel
+from labrunner.build import debian, image, kernel, modules
 from labrunner.machine.console import LineSplitter, log_prefix, strip_prefix
 
 
@@ -52,20 +52,20 @@ def test_parse_ldd():
 
 def test_module_depends_and_load_order():
     ko = b"\x7fELF...\0license=GPL\0depends=kvm,ccp\0name=kvm_amd\0"
-    assert image.module_depends(ko) == ["kvm", "ccp"]
-    assert image.module_depends(b"\0depends=\0") == []
+    assert modules.module_depends(ko) == ["kvm", "ccp"]
+    assert modules.module_depends(b"\0depends=\0") == []
     deps = {"kvm_amd": ["kvm", "ccp"], "kvm": ["irqbypass"], "irqbypass": [], "ccp": [], "virtio_net": ["net_failover"],
             "net_failover": ["failover"], "failover": []}
-    order = image.load_order(["kvm-amd", "virtio_pci", "virtio_net", "kvm"], deps.get)
+    order = modules.load_order(["kvm-amd", "virtio_pci", "virtio_net", "kvm"], deps.get)
     assert order == ["irqbypass", "kvm", "ccp", "kvm_amd", "failover", "net_failover", "virtio_net"]
     # virtio_pci has no module here (built in): it is not in the order, and nothing waits for it
-    assert image.load_waves(order, deps) == [(0, "irqbypass"), (0, "ccp"), (0, "failover"), (1, "kvm"),
+    assert modules.load_waves(order, deps) == [(0, "irqbypass"), (0, "ccp"), (0, "failover"), (1, "kvm"),
                                              (1, "net_failover"), (2, "kvm_amd"), (2, "virtio_net")]
 
 
 def test_module_name():
-    assert image.module_name(Path("x/kvm-amd.ko.xz")) == "kvm_amd"
-    assert image.module_name(Path("virtio_net.ko")) == "virtio_net"
+    assert modules.module_name(Path("x/kvm-amd.ko.xz")) == "kvm_amd"
+    assert modules.module_name(Path("virtio_net.ko")) == "virtio_net"
 
 
 def test_bzimage_release():
