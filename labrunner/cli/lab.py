@@ -19,9 +19,7 @@ from ..lab import bisect as bisect_mod
 from ..lab import compare as compare_mod
 from ..lab import nightly as nightly_mod
 from ..lab.store import Store, import_folder
-from ..report import files as report_files
 from ..report import folders as report_folders
-from ..report import kcidb
 
 
 def _results(lab, args) -> Path:
@@ -29,6 +27,7 @@ def _results(lab, args) -> Path:
 
 
 def cmd_nightly(args, lab, progress) -> int:
+    from ..report import files as report_files  # Jinja2 and junitparser: only for reports
     executor = nightly_mod.open_executor(lab, args.executor, args.jobs)
     if args.verbose < 2:
         # distributed (imported for a dask executor) logs each reconnection attempt with a traceback;
@@ -120,6 +119,7 @@ def _nightly_doc(results: Path, ident: str) -> Dict[str, Any]:
 
 
 def cmd_results(args, lab, progress) -> int:
+    from ..report import files as report_files, kcidb
     results = _results(lab, args)
     if args.action == "import":
         counts = import_folder(Path(args.target or results), results / "lab.db")
@@ -164,6 +164,7 @@ def cmd_results(args, lab, progress) -> int:
 
 
 def _show(results: Path, ident: Optional[str]) -> int:
+    from ..report import files as report_files
     if ident is None:
         raise UserError("results show needs a nightly or run id (labrunner results ls)")
     folder = report_files.locate(results, ident)

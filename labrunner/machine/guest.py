@@ -14,7 +14,6 @@ import shlex
 import time
 from typing import Callable, Dict, Optional, Tuple
 
-import paramiko
 import pexpect
 
 from ..build.image import Keys
@@ -48,6 +47,8 @@ class Ssh:
     """An SSH connection to the guest's dropbear on 127.0.0.1:PORT."""
 
     def __init__(self, port: int, keys: Keys, timeout: float, alive: Callable[[], None] = lambda: None):
+        global paramiko
+        import paramiko  # on first use: a one-shot boot never needs its 0.1 s of imports
         self.port, self.keys = port, keys
         self.client = paramiko.SSHClient()
         kind, blob = keys.host_pub.split()[:2]
