@@ -297,11 +297,11 @@ def build_modules(kernel: KernelArtifacts, modules: List[str], cache: Path) -> O
     """The archive of MODULES (and their dependencies) for KERNEL, or None for a kernel without modules."""
     if kernel.modules is None or not modules:
         return None
-    index = {module_name(p): p for p in kernel.modules.rglob("*.ko*")}
     h = hashlib.sha256(f"{FORMAT}\0{kernel.source}\0{kernel.release}\0{','.join(modules)}".encode())
     out = cache / "images" / f"modules-{kernel.release}-{h.hexdigest()[:16]}.cpio"
     if out.exists():
         return out
+    index = {module_name(p): p for p in kernel.modules.rglob("*.ko*")}  # 0.1 s on Debian's 4000 files
     contents: Dict[str, bytes] = {}
     deps: Dict[str, List[str]] = {}
 

@@ -23,7 +23,7 @@ class Map(dict):
         self.lines: Dict[str, int] = {}
 
 
-class _Loader(yaml.SafeLoader):
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml: 10x faster, same marks
     pass
 
 
@@ -62,7 +62,8 @@ def load_yaml(path: Path) -> Any:
                           ) from None
     except yaml.reader.ReaderError as e:  # a byte YAML does not allow (a NUL, a control character)
         line = text[:e.position].count("\n") + 1
-        raise ConfigError(path, line, "", f"invalid YAML: character {e.character!r} is not allowed") from None
+        char = chr(e.character) if isinstance(e.character, int) else e.character  # libyaml gives its code
+        raise ConfigError(path, line, "", f"invalid YAML: character {char!r} is not allowed") from None
     except yaml.YAMLError as e:
         raise ConfigError(path, 0, "", f"invalid YAML: {_one_line(str(e))}") from None
     finally:

@@ -185,7 +185,7 @@ def test_a_nul_byte_is_a_located_error(write_lab):
     path.write_bytes(path.read_bytes().replace(b"accel: auto", b"accel: au\0to"))
     with pytest.raises(ConfigError) as e:
         config.load(path)
-    assert e.value.line == 2 and "not allowed" in str(e.value) and "\n" not in str(e.value)
+    assert e.value.line == 2 and "character '\\x00' is not allowed" in str(e.value) and "\n" not in str(e.value)
 
 
 def test_more_hotplug_slots_than_spare_cpus(write_lab):
