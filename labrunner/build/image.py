@@ -112,11 +112,11 @@ def ensure_keys(state_dir: Path) -> Keys:
 
 
 def _make_keys(state_dir: Path) -> Keys:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     client = state_dir / "id_ed25519"
     if not client.exists():
+        from cryptography.hazmat.primitives import serialization  # 0.1-0.2 s of imports: only to make one
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
         key = Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
                                 serialization.NoEncryption())
@@ -127,16 +127,20 @@ def _make_keys(state_dir: Path) -> Keys:
         client.with_suffix(".pub").write_bytes(pub + b" labrunner\n")
         os.replace(client.with_suffix(".tmp"), client)
     host = state_dir / "dropbear_ed25519_host_key"
+    host_pub_file = host.with_suffix(".pub")
     if not host.exists():
         tmp = host.with_suffix(".tmp")
         tmp.unlink(missing_ok=True)
         process.run(["dropbearkey", "-t", "ed25519", "-f", str(tmp)], timeout=30, what="making the host key")
+        host_pub_file.unlink(missing_ok=True)
         os.replace(tmp, host)
-    out = process.run(["dropbearkey", "-y", "-f", str(host)], timeout=30, what="reading the host key")
-    host_pub = next((line.strip() for line in out.splitlines() if line.startswith("ssh-ed25519 ")), None)
-    if host_pub is None:
-        raise InfraError(f"dropbearkey -y printed no ssh-ed25519 key for {host}")
-    return Keys(client, client.with_suffix(".pub").read_text().strip(), host, host_pub)
+    if not host_pub_file.exists():  # read once with dropbearkey, then from its file: every boot reads it
+        out = process.run(["dropbearkey", "-y", "-f", str(host)], timeout=30, what="reading the host key")
+        pub = next((line.strip() for line in out.splitlines() if line.startswith("ssh-ed25519 ")), None)
+        if pub is None:
+            raise InfraError(f"dropbearkey -y printed no ssh-ed25519 key for {host}")
+        cache_mod.write_atomic(host_pub_file, (pub + "\n").encode())
+    return Keys(client, client.with_suffix(".pub").read_text().strip(), host, host_pub_file.read_text().strip())
 
 
 # --- the base image ----------------------------------------------------------------------------
