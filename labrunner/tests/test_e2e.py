@@ -94,6 +94,15 @@ def test_boot_output_is_exact_binary_and_large():
     assert hashlib.sha256(p.stdout).hexdigest() in p.stderr.decode(), p.stderr[-2000:]
 
 
+def test_a_one_shot_boot_loads_kvm_when_dev_kvm_is_first_opened():
+    """Debian's modular KVM is not loaded for a command that does not use it, and is (with the kernel
+    command line's module parameters) when the command opens /dev/kvm."""
+    p = labrunner("boot", "--cmdline", "kvm.enable_virt_at_load=0", "--",
+                  "test -d /sys/module/kvm && echo early; exec 3<>/dev/kvm && "
+                  "cat /sys/module/kvm/parameters/enable_virt_at_load")
+    assert (p.returncode, p.stdout) == (0, "N\n"), p.stdout + p.stderr
+
+
 def boot_once_more_if_wedged(*args) -> subprocess.CompletedProcess:
     """labrunner boot ARGS, with one more boot when the guest did not come up within 120 s (it takes
     about 10): TCG's wedge (README: findings) has met a boot here, once. Said in a warning."""
