@@ -139,7 +139,7 @@ class Session:
         self.progress("accelerator probe")
         self.accel = qemu_mod.choose_accel(self.lab.qemu, self.kernel.image, cache)
         log.info("accelerator: %s (%s)", self.accel.name, self.accel.reason)
-        self.qemu_version = qemu_mod.version(self.lab.qemu.binary)
+        self.qemu_version = qemu_mod.version(self.lab.qemu.binary, cache)
 
     def start(self) -> None:
         if self.kernel is None:

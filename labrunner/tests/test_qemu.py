@@ -68,3 +68,16 @@ def test_single_threaded_tcg_is_an_accel_option():
     assert qemu.accel_arg(MACHINE, tcg) == "tcg"
     assert qemu.accel_arg(dataclasses.replace(MACHINE, tcg_threads="single"), tcg) == "tcg,thread=single"
     assert qemu.accel_arg(dataclasses.replace(MACHINE, tcg_threads="single"), qemu.Accel("kvm", "x")) == "kvm"
+
+
+def test_qemu_version_is_asked_once_per_binary(tmp_path):
+    calls = tmp_path / "calls"
+    binary = tmp_path / "qemu-system-x86_64"
+    binary.write_text(f"#!/bin/sh\necho x >> {calls}\necho 'QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-1)'\n")
+    binary.chmod(0o755)
+    cache = tmp_path / "cache"
+    assert [qemu.version(str(binary), cache) for _ in range(3)] == ["10.0.2"] * 3
+    assert calls.read_text().count("x") == 1
+    binary.write_text(binary.read_text().replace("10.0.2", "10.1.0") + "# upgraded\n")  # a new binary
+    assert qemu.version(str(binary), cache) == "10.1.0" and calls.read_text().count("x") == 2
+    assert qemu.version(str(binary)) == "10.1.0" and calls.read_text().count("x") == 3  # no cache: asked
