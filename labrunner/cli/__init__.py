@@ -3,6 +3,9 @@
 Exit status: 0 pass, 1 kernel failure (a verdict), 2 usage or configuration error, 3 infrastructure
 error (QEMU crashed, no boot, no SSH). `boot -- CMD` exits with CMD's own status. The lab's own
 commands (nightly, results) are in cli/lab.py.
+
+Each command imports the library parts only it uses: a one-off boot does not wait for the splat
+parser's tables, paramiko, kcidb-io's schemas or Jinja2 to load.
 """
 
 import argparse
@@ -19,15 +22,14 @@ from pathlib import Path
 from typing import List, Optional
 
 from .. import __version__, config
-from ..analysis import splats, symbols
 from ..build import kbuild
 from ..errors import EXIT_FAIL, EXIT_INFRA, EXIT_PASS, EXIT_USER, Interrupted, LabError, UserError
 from ..machine.guest import CommandTimeout
 from ..machine.session import BootSpec, Session
-from ..run import runner
+from ..run.verdict import ERROR, FAIL, PASS
 from . import lab as lab_cli
 
-VERDICT_EXIT = {runner.PASS: EXIT_PASS, runner.FAIL: EXIT_FAIL, runner.ERROR: EXIT_INFRA}
+VERDICT_EXIT = {PASS: EXIT_PASS, FAIL: EXIT_FAIL, ERROR: EXIT_INFRA}
 
 
 class Progress:
@@ -162,6 +164,7 @@ def _writer(stream):
 
 
 def cmd_run(args) -> int:
+    from ..run import runner
     lab = _load(args)
     progress = Progress()
     try:
@@ -183,6 +186,7 @@ def cmd_run(args) -> int:
 
 def cmd_splats(args) -> int:
     """Like grep: 0 when no report was found, 1 when one was, 2 on error."""
+    from ..analysis import splats, symbols
     found = {}
     for path in args.files:
         try:

@@ -1,6 +1,8 @@
 """The command line of the lab part: `labrunner nightly`, `labrunner bisect` and `labrunner results
 ls|show|diff|import|prune|report|kcidb`.
 
+Each command imports the parts it uses (see cli/__init__.py).
+
 Exit status of nightly and results diff: 0 nothing new, 1 a new regression or a lost canary, 2 usage or
 configuration error, 3 some cells reached no verdict (infrastructure only).
 """
@@ -15,11 +17,6 @@ from typing import Any, Dict, Optional
 
 from ..errors import UserError
 from ..build import kbuild
-from ..lab import bisect as bisect_mod
-from ..lab import compare as compare_mod
-from ..lab import nightly as nightly_mod
-from ..lab.store import Store, import_folder
-from ..report import folders as report_folders
 
 
 def _results(lab, args) -> Path:
@@ -27,7 +24,8 @@ def _results(lab, args) -> Path:
 
 
 def cmd_nightly(args, lab, progress) -> int:
-    from ..report import files as report_files  # Jinja2 and junitparser: only for reports
+    from ..lab import nightly as nightly_mod
+    from ..report import files as report_files
     executor = nightly_mod.open_executor(lab, args.executor, args.jobs)
     if args.verbose < 2:
         # distributed (imported for a dask executor) logs each reconnection attempt with a traceback;
@@ -57,6 +55,7 @@ def cmd_worker(args, lab, progress) -> int:
 
 
 def cmd_bisect(args, lab, progress) -> int:
+    from ..lab import bisect as bisect_mod
     results = _results(lab, args)
     if args.resume:
         folder = results / args.resume
@@ -98,6 +97,7 @@ def cmd_bisect(args, lab, progress) -> int:
 
 def format_comparison(c: Dict[str, Any]) -> str:
     """What is new first, then the rest of the cells, then the reports that changed."""
+    from ..lab import compare as compare_mod
     order = [compare_mod.NEW, compare_mod.CANARY_LOST, compare_mod.UNSTABLE, compare_mod.INFRA, compare_mod.FIXED,
              compare_mod.STILL, compare_mod.KNOWN, compare_mod.CANARY_OK, compare_mod.PASS]
     lines = [f"{c['suite']}: {c['after']} against {c['before'] or '(no earlier nightly)'}",
@@ -119,7 +119,8 @@ def _nightly_doc(results: Path, ident: str) -> Dict[str, Any]:
 
 
 def cmd_results(args, lab, progress) -> int:
-    from ..report import files as report_files, kcidb
+    from ..lab.store import Store, import_folder
+    from ..report import files as report_files, folders as report_folders, kcidb
     results = _results(lab, args)
     if args.action == "import":
         counts = import_folder(Path(args.target or results), results / "lab.db")
@@ -164,7 +165,7 @@ def cmd_results(args, lab, progress) -> int:
 
 
 def _show(results: Path, ident: Optional[str]) -> int:
-    from ..report import files as report_files
+    from ..report import files as report_files, folders as report_folders
     if ident is None:
         raise UserError("results show needs a nightly or run id (labrunner results ls)")
     folder = report_files.locate(results, ident)
@@ -181,8 +182,10 @@ def _show(results: Path, ident: Optional[str]) -> int:
     return 0
 
 
-def _diff(results: Path, store: Store, a: Optional[str], b: Optional[str]) -> int:
-    """B against A; by default the newest nightly against the one before it, of the same suite."""
+def _diff(results: Path, store, a: Optional[str], b: Optional[str]) -> int:
+    """B against A (STORE: the results' lab.Store); by default the newest nightly against the one before
+    it, of the same suite."""
+    from ..lab import compare as compare_mod, nightly as nightly_mod
     if b is None and a is not None:
         a, b = None, a
     after = _nightly_doc(results, b) if b else None
