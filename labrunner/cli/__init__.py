@@ -269,9 +269,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Boot a kernel now. Without CMD: an interactive serial console (Ctrl-] "
                                    "leaves). With CMD: run it in the guest, print its output exactly (stdout and "
                                    "stderr apart, binary too), power off, and exit with its status. CMD runs "
-                                   "without a network, its output on two extra serial ports: the fastest way. "
-                                   "--ssh runs it over SSH instead (with the guest's network), --serial in the "
-                                   "console's shell. -v shows where the boot's time went.",
+                                   "without a network, its output on two extra serial ports: the fastest way; a "
+                                   "modular kernel's KVM modules load when CMD first opens /dev/kvm. --ssh runs "
+                                   "it over SSH instead (with the guest's network), --serial in the console's "
+                                   "shell; both load KVM at boot. -v shows where the boot's time went.",
                        epilog="example: labrunner boot --kernel debian-6.12 -- uname -r")
     b.add_argument("--kernel", help="kernel name from lab.yaml (default: defaults.kernel)")
     b.add_argument("--machine", help="machine name from lab.yaml (default: defaults.machine)")
