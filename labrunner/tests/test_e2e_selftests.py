@@ -45,4 +45,8 @@ def test_selftests_run_while_cpus_come_and_go_and_a_failing_one_fails_the_run(tm
                       "kvm_binary_stats_test": "pass", "x86_64/amx_test": "skip"}, json.dumps(record["subtests"])
     failed = next(s for s in record["subtests"] if s["status"] == "fail")
     assert "Usage: -s <runtime seconds>" in (run_dir / failed["log"]).read_text()
-    assert record["hotplug"]["plugged"] >= 1 and not [s for s in record["splats"] if not s["ignored"]]
+    # vCPUs went (and came) during the selftests: the schedule first unplugs the two cold-plugged vCPUs
+    # (3 s, 6 s), so a round that ends within 9 s has no plug yet (CI met one of 8 s).
+    hp = record["hotplug"]
+    assert hp["plugged"] + hp["unplugged"] >= 1 and not hp["failures"], json.dumps(hp)
+    assert not [s for s in record["splats"] if not s["ignored"]]
