@@ -63,8 +63,7 @@ def git(repo: Path, *args: str, timeout: float = 600, what: str = "git") -> str:
 
 def debian_source(package: str, cache: Path, progress: Callable[[str], None]) -> Path:
     """A git repository of Debian's linux-source package in the cache, made once per version."""
-    repo = _debian_repo(package, cache)
-    name, version = repo.name.split("_", 1)
+    name, version, repo = _debian_repo(package, cache)
 
     def make(dest: Path) -> None:
         with tempfile.TemporaryDirectory(dir=repo.parent) as tmp:
@@ -81,9 +80,10 @@ def debian_source(package: str, cache: Path, progress: Callable[[str], None]) ->
     return cache_mod.get_or_build(cache, repo, make)
 
 
-def _debian_repo(package: str, cache: Path) -> Path:
+def _debian_repo(package: str, cache: Path) -> Tuple[str, str, Path]:
+    """PACKAGE's source package name and version, and where its repository is (or will be) cached."""
     name, version = debian.resolve_cached(package, None, cache)
-    return cache / "src" / f"{name}_{version}"
+    return name, version, cache / "src" / f"{name}_{version}"
 
 
 def _git_repo(tree: Path, cache: Path) -> Path:
@@ -246,7 +246,7 @@ def cached(kernel: Kernel, cache: Path) -> Tuple[Optional[str], Optional[Built]]
     newest = Built(dirs[-1].parent.name.rsplit("-", 1)[-1], dirs[-1].parent) if dirs else None
     recipe = kernel.source
     try:
-        present = (_debian_repo(recipe.debian_package, cache) if recipe.debian_package
+        present = (_debian_repo(recipe.debian_package, cache)[2] if recipe.debian_package
                    else _git_repo(recipe.tree, cache)).is_dir()
         return (plan(kernel, cache).key if present else None), newest
     except LabError as e:

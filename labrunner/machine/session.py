@@ -30,6 +30,7 @@ from .oneshot import Sink
 from .qmp import Monitor
 
 log = logging.getLogger(__name__)
+ONESHOT_INITRD = "initrd-oneshot"  # a one-shot boot's own initrd (the image and its command), in its folder
 
 # Matched without the "labrunner-init: " prefix: a kernel message can land in the middle of the line.
 READY = r"guest ready \S"
@@ -134,7 +135,7 @@ class Session:
             self.initrd = image_mod.joined(cache, f"{self.image_cfg.name}-{self.kernel.release}-selftests", [
                 self.initrd, selftests_mod.archive(built, self.spec.selftests, cache)])
         if self.spec.oneshot is not None:
-            self.initrd = oneshot.initrd_with_command(self.initrd, self.spec.oneshot, self.outdir / "initrd-oneshot")
+            self.initrd = oneshot.initrd_with_command(self.initrd, self.spec.oneshot, self.outdir / ONESHOT_INITRD)
         self.keys = image_mod.ensure_keys(self.lab.state_dir)
         self.progress("accelerator probe")
         self.accel = qemu_mod.choose_accel(self.lab.qemu, self.kernel.image, cache)
@@ -249,7 +250,7 @@ class Session:
             self.phases.mark("off")
         if self.spec.oneshot is not None:
             # This boot's own copy of the initrd (MBs): a folder kept as evidence needs only the logs.
-            (self.outdir / "initrd-oneshot").unlink(missing_ok=True)
+            (self.outdir / ONESHOT_INITRD).unlink(missing_ok=True)
         if self.oneshot is not None:
             self.oneshot.close()
         if self.qmp is not None:

@@ -20,6 +20,8 @@ import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from kcidb_io.schema import V5_3
+
 from ..cache import write_atomic
 from ..config import KnownIssue, Lab, Reports
 from . import folders
@@ -143,8 +145,6 @@ def document(nightly: Dict[str, Any], reports: Reports = Reports(), known: Seque
                     incidents.append({"id": f"{tid}.{link.split(':', 1)[1]}", "origin": origin, "issue_id": link,
                                       "issue_version": 1, "build_id": bid, "test_id": tid, "present": True,
                                       "misc": {"occurrences": r.get("occurrences", 1)}})
-    from kcidb_io.schema import V5_3  # here, not at the top: its schemas cost every labrunner start 0.1 s
-
     out = {"version": {"major": V5_3.major, "minor": V5_3.minor}, "checkouts": list(checkouts.values()),
            "builds": list(builds.values()), "tests": tests, "issues": list(issues.values()), "incidents": incidents}
     V5_3.validate_exactly(out)  # an invalid document is a bug here, never written

@@ -1,6 +1,6 @@
 """Which frame of a stack is guilty, as syzbot's titles name it: helpers are skipped (the categories
-are in skips.py); some names stand for one thing whatever
-variant the stack shows (CANONICAL); a stall is named by an anchor frame, not by where it looped."""
+are in skips.py); some names stand for one thing whatever variant the stack shows (CANONICAL); a
+stall is named by an anchor frame, not by where it looped."""
 
 import re
 from typing import List, Optional
