@@ -241,17 +241,22 @@ def patchset_hash(patches: Sequence[Path]) -> str:
 
 def cached(kernel: Kernel, cache: Path) -> Tuple[Optional[str], Optional[Built]]:
     """For `kernel list`, without downloading or building: KERNEL's build key as its recipe stands now
-    (None when its source is not in the cache yet, or cannot be read), and its newest build of any key."""
-    dirs = sorted((cache / "kernels" / "built").glob(f"{kernel.name}-*/bzImage"), key=lambda p: p.stat().st_mtime)
-    newest = Built(dirs[-1].parent.name.rsplit("-", 1)[-1], dirs[-1].parent) if dirs else None
+    (None when its source is not in the cache yet, or cannot be read), and its build of that key, or
+    else its newest build of any key."""
+    # NAME-KEY only: a bisection's variants are NAME-bisect-KEY, and are not builds of this recipe.
+    own = re.compile(re.escape(kernel.name) + r"-([0-9a-f]+)")
+    found = (cache / "kernels" / "built").glob(f"{kernel.name}-*/bzImage")
+    builds = sorted((Built(m.group(1), p.parent) for p in found if (m := own.fullmatch(p.parent.name))),
+                    key=lambda b: b.bzimage.stat().st_mtime)
     recipe = kernel.source
+    key = None
     try:
         present = (_debian_repo(recipe.debian_package, cache)[2] if recipe.debian_package
                    else _git_repo(recipe.tree, cache)).is_dir()
-        return (plan(kernel, cache).key if present else None), newest
+        key = plan(kernel, cache).key if present else None
     except LabError as e:
         log.info("cannot compute the build key of %s: %s", kernel.name, e)
-        return None, newest
+    return key, next((b for b in builds if b.key == key), builds[-1] if builds else None)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -103,6 +103,11 @@ def test_the_cache_tells_a_build_of_the_recipe_as_it_stands_from_an_older_one(fa
     (tmp_path / "kvm.config").write_text("CONFIG_KVM=y\nCONFIG_OTHER=y\n")  # the recipe changes
     key, newest = kbuild.cached(kernel(), cache)
     assert newest == first and key != first.key and key == kbuild.plan(kernel(), cache).key
+    (tmp_path / "kvm.config").write_text("CONFIG_KVM=y\n# CONFIG_SOUND is not set\n")  # back: its build is there
+    variant = cache / "kernels" / "built" / f"{kernel().name}-bisect-0123456789abcdef"  # a bisection's, newer
+    variant.mkdir()
+    (variant / "bzImage").write_bytes(first.bzimage.read_bytes())
+    assert kbuild.cached(kernel(), cache) == (first.key, first)
 
 
 def test_a_patch_changes_the_key_and_applies(fake, tmp_path):
