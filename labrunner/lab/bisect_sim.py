@@ -8,7 +8,7 @@ optionally one state (not an end) that cannot be built.
 
 import dataclasses
 import random
-from .bisect_search import Search
+from .bisect_search import CONFIDENCE, Search
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +33,7 @@ def _correct(first: int, last: int, culprit: int, testable) -> bool:
 
 
 def trial(rng: random.Random, states: int, p: float, stray: float, untestable: bool = False,
-          confidence: float = 0.95, max_runs: int = 1000) -> Outcome:
+          confidence: float = CONFIDENCE, max_runs: int = 1000) -> Outcome:
     """One bisection by Search against a simulated kernel."""
     culprit, testable = _world(rng, states, untestable)
     search = Search(states, testable)
