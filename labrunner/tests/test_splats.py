@@ -64,7 +64,8 @@ GOLDEN = corpus.DATA / "lab"
 @pytest.mark.parametrize("log", ["lockdep-injected-6.12.log", "clean-6.12-debug-vmchurn.log",
                                  "cpus-lock-leak-6.12.117.log", "sleep-in-atomic-6.12.117.log",
                                  "spinlock-recursion-6.12.117-vmchurn.log", "gpf-enable-virt-6.12.117-vmchurn.log",
-                                 "cpu-online-nosvm-6.1.192.log", "gpf-hardware-enable-6.1.192-race.log"])
+                                 "cpu-online-nosvm-6.1.192.log", "gpf-hardware-enable-6.1.192-race.log",
+                                 "int3-regs-then-panic-6.12.117.log"])
 def test_lab_logs_golden(log):
     got = [{k: r.to_dict()[k] for k in ("title", "type", "corrupted", "frame", "start_line", "end_line",
                                         "locks", "comm", "signature")} for r in splats.parse_file(GOLDEN / log)]

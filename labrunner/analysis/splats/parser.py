@@ -45,7 +45,9 @@ _LOCK_NAME = re.compile(r"\(([^()]+?)\)\{[^}]*\}")
 _CALLER = re.compile(r"\[\s*\d+\.\d+\] ?\[\s*([TC]\d+)\]")  # "[   4.17] [   T98]"
 MAX_SIDE = 8  # reports of other callers open beside the first
 SIDE_SILENT = 50  # lines of others after which a report beside the first is over
-AFTERMATH_LINES = 10  # lines after a report's end in which a panic is its consequence (Format.aftermath)
+# Lines after a report's end in which a panic is its consequence (Format.aftermath): x86 prints the
+# oops' RIP, Code and registers again after its end trace, 13 lines on 6.12, before panicking.
+AFTERMATH_LINES = 20
 INTERRUPT_WITHIN = 6  # lines of a lockdep report in which another kind's header interrupts it
 # What a parser holds of its open report (swapped out while another interrupts it).
 _REPORT_STATE = ("_fmt", "_match", "caller", "_lines", "_start", "_fms", "_last", "_pending", "_in_trace",
