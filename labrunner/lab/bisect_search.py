@@ -61,6 +61,13 @@ class Search:
         self.runs[state] += 1
         self.crashes[state] += bool(crashed)
 
+    def _tails(self) -> Tuple[List[int], List[int]]:
+        """Crashes and runs of the states s..N, for each s (and 0 past the bad end)."""
+        k_tail, r_tail = [0] * (self.states + 1), [0] * (self.states + 1)
+        for s in range(self.states - 1, -1, -1):
+            k_tail[s], r_tail[s] = k_tail[s + 1] + self.crashes[s], r_tail[s + 1] + self.runs[s]
+        return k_tail, r_tail
+
     def posterior(self) -> List[float]:
         """P(culprit = c | runs), c = 0..N."""
         n, a, b, eps = self.states, self.prior[0], self.prior[1], self.epsilon
@@ -69,9 +76,7 @@ class Search:
         clean = [0.0] * (n + 1)
         for s in range(n):
             clean[s + 1] = clean[s] + self.crashes[s] * log_eps + (self.runs[s] - self.crashes[s]) * log_not
-        k_tail, r_tail = [0] * (n + 1), [0] * (n + 1)
-        for s in range(n - 1, -1, -1):
-            k_tail[s], r_tail[s] = k_tail[s + 1] + self.crashes[s], r_tail[s + 1] + self.runs[s]
+        k_tail, r_tail = self._tails()
         uniform = (1 - self.good_end_prior) / (n - 1)
         logs = []
         for c in range(n):
@@ -113,12 +118,8 @@ class Search:
     def _predictive(self) -> List[float]:
         """For each culprit c, the chance that a run of a state with the bug crashes: p's posterior mean
         given the states c..N."""
-        a, b = self.prior
-        out, k, r = [0.0] * self.states, 0, 0
-        for c in range(self.states - 1, -1, -1):
-            k, r = k + self.crashes[c], r + self.runs[c]
-            out[c] = (a + k) / (a + b + r)
-        return out
+        (a, b), (k_tail, r_tail) = self.prior, self._tails()
+        return [(a + k_tail[c]) / (a + b + r_tail[c]) for c in range(self.states)]
 
     def next_state(self) -> int:
         """The state to run next."""
