@@ -252,8 +252,9 @@ def add_parsers(sub, call) -> None:
     b.add_argument("--match", metavar="REGEX", help="the bug: report titles matching this (default: the "
                                                      "signature of the first report at the bad end)")
     b.add_argument("--confidence", type=float, default=CONFIDENCE,
-                   help=f"stop when one culprit has this posterior probability (default {CONFIDENCE}: at 0.95 "
-                        "a bug that shows in 30%% of runs is named right in 94-95%% of simulated bisections)")
+                   help=f"stop when one culprit has this posterior probability (default {CONFIDENCE}: lower, "
+                        "a bug that shows in 30%% of runs was named right in under 95%% of simulated "
+                        "bisections; README)")
     b.add_argument("--max-runs", type=int, default=120, help="give up after this many runs (default 120)")
     b.add_argument("--duration", type=int, help="seconds per run (default: the test's)")
     b.add_argument("--resume", metavar="ID", help="go on with an interrupted bisection")
