@@ -48,11 +48,18 @@ def test_injected_bug_is_caught_and_plain_boot_is_clean(kernel, tmp_path):
     # otherwise be waited out (README lists what follows each report, measured without the flag)
     args = ("vm-churn-hotplug", "--kernel", kernel, "--duration", "60", "--stop-on-first-splat")
     p, record, _ = run_record(tmp_path / "1", *args)
+    # This test is about the injected bug, so two outcomes that are the lab working right get one more
+    # boot: once in about ten runs under TCG the guest wedges at its very first nested VM (a vCPU whose
+    # timer stops: an RCU stall in do_idle) before the workload makes a VM, a hang; and the ACPI-eject
+    # lockdep report that vm-churn-hotplug ignores (README: findings) can come first, after which
+    # lockdep is off and a lockdep-found bug cannot show.
+    why = None
     if not record["splats"] and (record.get("progress") or {}).get("vm_cycles", 0) == 0:
-        # Once in about ten runs under TCG the guest wedges at its very first nested VM (a vCPU whose
-        # timer stops: an RCU stall in do_idle) before the workload makes a VM. The lab reports that
-        # honestly, as a hang; this test is about the injected bug, so it gets one more boot.
-        warnings.warn(f"{kernel}: no report and no VM made ({record['reason']}); booting once more")
+        why = f"no report and no VM made ({record['reason']})"
+    elif record["splats"] and record["splats"][0]["ignored"]:
+        why = f"the ignored {record['splats'][0]['title']!r} came first"
+    if why:
+        warnings.warn(f"{kernel}: {why}; booting once more")
         p, record, _ = run_record(tmp_path / "2", *args)
     assert p.returncode == 1, p.stdout + p.stderr
     assert record["verdict"] == "fail"
