@@ -51,6 +51,7 @@ class Search:
     confirm: int = 1  # bug reports at the bad end before the search starts
     crashes: List[int] = dataclasses.field(default_factory=list)
     runs: List[int] = dataclasses.field(default_factory=list)
+    _memo: Optional[Tuple[tuple, List[float]]] = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         if self.states < 2:
@@ -71,6 +72,13 @@ class Search:
 
     def posterior(self) -> List[float]:
         """P(culprit = c | runs), c = 0..N."""
+        # done() and next_state() both want it after each run, on the same evidence
+        key = (tuple(self.runs), tuple(self.crashes), self.prior, self.epsilon, self.good_end_prior)
+        if self._memo is None or self._memo[0] != key:
+            self._memo = (key, self._posterior())
+        return list(self._memo[1])
+
+    def _posterior(self) -> List[float]:
         n, a, b, eps = self.states, self.prior[0], self.prior[1], self.epsilon
         log_eps, log_not = math.log(eps), math.log1p(-eps)
         # Prefix sums: for culprit c, states < c are clean (epsilon), states >= c share one p.
