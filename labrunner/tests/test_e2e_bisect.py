@@ -23,13 +23,15 @@ BRANCH = "labrunner-e2e-bisect"
 COMMITS, BUG_AT = 5, 3
 # The lab's churn test, short, with tight boot and SSH bounds: a guest that does not come up (a rare
 # virtio-net TX timeout under TCG) is an error the bisection sets aside, and should cost little time.
+# The guest's own CPU offline/online toggling is enough for the lock-order bug. Without host hotplug
+# there is no ACPI eject, so no "possible deadlock in __kernfs_remove" (README: findings): with it, about
+# one run in three told the bisection nothing, as lockdep is off after that report.
 LAB = """tests:
   bisect-churn:
     command: /lab/tests/vm-churn-hotplug/run.sh
     duration: 10
     cmdline: kvm.enable_virt_at_load=0
     env: {LAB_THREADS: 2, LAB_VCPUS: 2, LAB_TOGGLE_MS: 300}
-    hotplug: {period: 3, slots: 2}
     timeouts: {boot: 90, ssh: 30, hang: 60}
 """
 GIT_ID = ["-c", "user.name=labrunner", "-c", "user.email=labrunner@localhost"]
