@@ -35,9 +35,9 @@ def main() -> int:
         for stray in (0.0, 0.02):
             row = {"p": p, "stray": stray}
             for name, search in (("labrunner", bisect_sim.trial), ("pkg_bisect", bisect_sim.baseline)):
-                rng = random.Random(f"{p}-{stray}")  # the same worlds for both
                 t0 = time.process_time()
-                out = [search(rng, args.states, p, stray) for _ in range(args.trials)]
+                # a generator per trial: both sides draw the same culprit first, whatever their runs drew
+                out = [search(random.Random(f"{p}-{stray}-{i}"), args.states, p, stray) for i in range(args.trials)]
                 row[name] = {"mean_runs": round(statistics.mean(o.runs for o in out), 1),
                              "correct": round(sum(o.correct for o in out) / len(out), 3),
                              "cpu_s": round(time.process_time() - t0, 1)}
