@@ -7,7 +7,8 @@ so a state tested again is not rebuilt), booted, and tested with the run stoppin
 The search (bisect_search) says which state to run next and when one class of culprits holds the
 confidence asked for. What counts as the bug: the signature of the first report at the bad end, or
 titles matching --match. A run with another report, or none but a hang, an error or an interruption,
-tells nothing about the bug: it is recorded and left out of the evidence. A state that does not build
+tells nothing about the bug: it is recorded and left out of the evidence; so does a clean run after an
+ignored lockdep report, when the bug is lockdep's (lockdep was off). A state that does not build
 keeps its share of probability, and comes back as part of a range if it is among the candidates.
 
 results/bisect-<UTC time>-<kernel>/ holds bisect.json (rewritten after every run: --resume goes on
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .. import process
+from ..analysis import splats
 from ..build import kbuild
 from ..config import Kernel, Lab
 from ..errors import BuildError, LabError, UserError
@@ -34,6 +36,7 @@ from .bisect_search import Search
 log = logging.getLogger(__name__)
 
 CONFIRM_RUNS = 10  # runs at the bad end without the bug before saying it does not reproduce
+_LOCKDEP = frozenset(f.name for f in splats.FORMATS if f.lockdep)  # reports that need lockdep on
 
 
 def commit_states(repo: Path, good: str, bad: str) -> List[Dict[str, Any]]:
@@ -103,14 +106,20 @@ def build_state(lab: Lab, plan: Plan, index: int, progress: Callable[[str], None
     return Kernel(name=f"{plan.kernel}-bisect-{index}", kind="path", path=built.bzimage)
 
 
+def _showing(record: Dict[str, Any], bug: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The run's first report that is the bug, if any."""
+    return next((s for s in record.get("splats", []) if not s.get("ignored") and (
+        (bug.get("regex") and re.search(bug["regex"], s["title"])) or s["signature"] == bug.get("signature"))), None)
+
+
 def outcome(record: Dict[str, Any], bug: Dict[str, Any]) -> Optional[bool]:
     """True: the run showed the bug; False: it passed; None: it tells nothing (another report, a hang,
-    an infrastructure error)."""
-    reports = [s for s in record.get("splats", []) if not s.get("ignored")]
-    if any((bug.get("regex") and re.search(bug["regex"], s["title"])) or s["signature"] == bug.get("signature")
-           for s in reports):
+    an infrastructure error, or a pass with lockdep off when the bug is lockdep's)."""
+    if _showing(record, bug):
         return True
-    return False if record.get("verdict") == "pass" else None
+    if record.get("verdict") != "pass" or (bug.get("lockdep") and "lockdep-off" in record.get("flags", [])):
+        return None
+    return False
 
 
 def _log_lines(doc: Dict[str, Any]) -> List[str]:
@@ -187,6 +196,8 @@ def run_bisect(lab: Lab, folder: Path, progress: Callable[[str], None] = lambda 
             if first is not None:  # the bug is the first report at the bad end
                 doc["bug"] = {"signature": first["signature"], "title": first["title"]}
         seen = outcome(record, doc["bug"]) if doc["bug"] else (False if record.get("verdict") == "pass" else None)
+        if seen and "lockdep" not in doc["bug"]:  # what kind of report the bug is, from its first showing
+            doc["bug"]["lockdep"] = _showing(record, doc["bug"]).get("format") in _LOCKDEP
         state = states[index]
         state["run_ids"].append(record.get("id"))
         if seen is None:

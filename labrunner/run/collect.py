@@ -3,9 +3,11 @@
 import re
 import threading
 import time
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..analysis import splats
+
+_LOCKDEP_OFF = frozenset(f.name for f in splats.FORMATS if f.lockdep_off)
 
 
 class SplatCollector:
@@ -71,6 +73,12 @@ class SplatCollector:
 
     def ignored(self, report: splats.Report) -> bool:
         return any(rx.search(report.title) for rx in self._ignore)
+
+    def lockdep_off(self) -> Optional[str]:
+        """The title of an ignored report after which lockdep was off, if there is one: a lock bug that
+        came later could not be reported."""
+        with self._lock:
+            return next((r.title for _, r in self.reports if r.format in _LOCKDEP_OFF and self.ignored(r)), None)
 
     def failures(self) -> List[splats.Report]:
         with self._lock:

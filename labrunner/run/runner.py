@@ -100,7 +100,7 @@ def run_test(lab: Lab, test_name: Optional[str], *, kernel: Optional[str] = None
             raise
         record.update(splats=_final_splats(collector, session, progress))
         console_errors = session.console.listener_errors if session.console else []
-        v = judge(Observed(reports=tuple(r.title for r in collector.failures()),
+        v = judge(Observed(reports=tuple(r.title for r in collector.failures()), lockdep_off=collector.lockdep_off(),
                            analysis_errors=tuple(collector.errors + console_errors), **seen))
         record.finish(v.verdict, v.reason, v.flags)
     finally:

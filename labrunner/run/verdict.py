@@ -6,7 +6,8 @@ Every way a run can end goes through judge(): the runner only observes and recor
 - error (exit 3): nothing can be said of the kernel. The host failed (QEMU crashed, no boot), QEMU
   refused a hotplug request, the splat parser failed (a report may be lost), hotplug exercised
   nothing, or the run was interrupted;
-- pass: none of those.
+- pass: none of those. A pass after an ignored lockdep report says so (flag "lockdep-off"): lockdep
+  was off from there on, so the run could not have shown a lock bug.
 
 A kernel report always decides the verdict and is named first in the reason; a hang, an
 unresponsive guest or QEMU's end after it is added ("...; then hang: ..."), since that is news too.
@@ -33,6 +34,7 @@ class Observed:
     interrupted: Optional[str] = None       # the signal (SIGINT, SIGTERM) or exception that ended it
     selftest_failures: Tuple[str, ...] = ()  # selftests that failed unexpectedly or timed out, in order
     stopped_clocks: Tuple[str, ...] = ()    # CPUs whose tick had stopped, seen in the hang's evidence
+    lockdep_off: Optional[str] = None       # the ignored report after which lockdep was off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,4 +109,7 @@ def judge(o: Observed) -> Verdict:
         return Verdict(events[0].verdict, events[0].reason, flags)
     if o.workload_exit is None:  # every way it can end without an exit status is an event above
         return Verdict(ERROR, "the workload's end was not observed", ("incomplete",))
+    if o.lockdep_off:
+        return Verdict(PASS, f"workload ended cleanly; lockdep was off after the ignored {o.lockdep_off!r}",
+                       ("lockdep-off",))
     return Verdict(PASS, "workload ended cleanly", ())

@@ -70,8 +70,8 @@ def test_beats_pkg_bisect_rules_on_a_flaky_bug():
 
 # --- the bisection itself, with a fake build and a fake run (no kernel, no QEMU) ---------------------
 
-BUG = {"signature": "5ab1", "title": "possible deadlock in kvm_dev_ioctl", "ignored": False}
-OTHER = {"signature": "0the", "title": "WARNING in something_else", "ignored": False}
+BUG = {"signature": "5ab1", "title": "possible deadlock in kvm_dev_ioctl", "format": "circular", "ignored": False}
+OTHER = {"signature": "0the", "title": "WARNING in something_else", "format": "warning", "ignored": False}
 
 
 class FakeLab:
@@ -154,6 +154,22 @@ def test_a_bug_that_does_not_show_at_the_bad_end(write_lab, tmp_path):
     doc = _bisect(lab, bisect.start(_plan(), tmp_path / "n"), FakeLab(culprit=99, other=0))
     assert doc["exit"] == 1 and "did not show in 10 runs" in doc["answer"]["summary"]
     assert sum(s["runs"] for s in doc["states"]) == 10
+
+
+def test_a_pass_with_lockdep_off_tells_nothing_of_a_lockdep_bug():
+    clean = {"verdict": "pass", "splats": [], "flags": []}
+    off = {"verdict": "pass", "splats": [{**BUG, "signature": "f00d", "ignored": True}], "flags": ["lockdep-off"]}
+    lockdep_bug, other_bug = {"signature": "5ab1", "lockdep": True}, {"signature": "5ab1", "lockdep": False}
+    assert [bisect.outcome(r, lockdep_bug) for r in (clean, off)] == [False, None]
+    assert [bisect.outcome(r, other_bug) for r in (clean, off)] == [False, False]
+    assert bisect.outcome({"verdict": "fail", "splats": [BUG], "flags": ["splat"]}, lockdep_bug) is True
+
+
+def test_the_bug_is_known_as_lockdep_s_from_its_first_report(write_lab, tmp_path):
+    lab = config.load(write_lab(GOOD))
+    folder = bisect.start(_plan(), tmp_path / "results")
+    doc = _bisect(lab, folder, FakeLab())
+    assert doc["bug"]["lockdep"] is True  # BUG is a "circular" report
 
 
 def test_a_series_is_split_into_its_patches_with_their_subjects(tmp_path):

@@ -11,6 +11,12 @@ CASES = [
     # (what happened, observed, verdict, reason starts with, flags)
     ("clean", Observed(workload_exit=0), PASS, "workload ended cleanly", ()),
     ("clean with hotplug", Observed(workload_exit=0, hotplug=HP_OK), PASS, "workload ended cleanly", ()),
+    ("clean, lockdep off after an ignored report",
+     Observed(workload_exit=0, hotplug=HP_OK, lockdep_off="possible deadlock in __kernfs_remove"), PASS,
+     "workload ended cleanly; lockdep was off after the ignored 'possible deadlock in __kernfs_remove'",
+     ("lockdep-off",)),
+    ("an ignored lockdep report, then a hang", Observed(hang="hang: h", lockdep_off="possible deadlock in f"), FAIL,
+     "hang: h", ("hang",)),
     ("workload failed", Observed(workload_exit=3), FAIL, "workload exited with status 3", ("workload-failed",)),
     ("workload timed out", Observed(workload_timeout="after 180 s"), FAIL, "workload timed out: after 180 s",
      ("timeout",)),
@@ -121,3 +127,30 @@ def test_the_collector_keeps_reports_in_the_order_they_began_and_says_while_one_
     collector.finish_console()
     assert [r.title for r in collector.failures()] == ["possible deadlock in kvm_dev_ioctl", "WARNING in do_idle"]
     assert not collector.printing()
+
+
+LOCKDEP_REPORT = ["[    8.710519][   T67] ======================================================",
+                  "[    8.710519][   T67] WARNING: possible circular locking dependency detected",
+                  "[    8.710519][   T67] kworker/u16:1/67 is trying to acquire lock:",
+                  "[    8.710519][   T67] ff176819c1356a58 (kn->active){++++}-{0:0}, at: __kernfs_remove+0xa2/0x1d0",
+                  "[    8.722251][   T67] stack backtrace:", "[    8.722251][   T67] Call Trace:",
+                  "[    8.722251][   T67]  kernfs_drain+0x1e5/0x200", "[    8.722251][   T67]  __kernfs_remove+0xa2/0x1d0",
+                  "[    8.722251][   T67]  </TASK>"]
+RCU_REPORT = ["[    9.000000][    T1] =============================", "[    9.000000][    T1] WARNING: suspicious RCU usage",
+              "[    9.000000][    T1] include/linux/rcupdate.h:1 suspicious rcu_dereference_check() usage!",
+              "[    9.000000][    T1] Call Trace:", "[    9.000000][    T1]  kvm_online_cpu+0x1/0x2",
+              "[    9.000000][    T1]  </TASK>"]
+
+
+@pytest.mark.parametrize("lines,ignore,off", [
+    (LOCKDEP_REPORT, ["__kernfs_remove$"], "possible deadlock in __kernfs_remove"),
+    (LOCKDEP_REPORT, [], None),  # not ignored: the run fails on it anyway
+    (RCU_REPORT, ["suspicious RCU usage"], None),  # lockdep stays on after a suspicious RCU usage
+])
+def test_the_collector_says_when_an_ignored_report_switched_lockdep_off(lines, ignore, off):
+    from labrunner.run.collect import SplatCollector
+    collector = SplatCollector(ignore=ignore)
+    for line in lines + ["later"]:
+        collector.feed(line)
+    collector.finish_console()
+    assert len(collector.summary()) == 1 and collector.lockdep_off() == off

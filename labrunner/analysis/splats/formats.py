@@ -36,6 +36,8 @@ class Format:
       held-lock list, if it has one.
     - ANYWHERE: the header may follow other text on its line ("watchdog: BUG: soft lockup").
     - LOCKDEP: its held locks are collected; without a frame its header's own words are its title.
+    - LOCKDEP_OFF: lockdep switches itself off once it has printed one (debug_locks_off()), so no
+      report of a LOCKDEP format can follow in that boot. Not so for suspicious RCU usage.
     - FOLLOWS: a consequence of whatever report is open (the panic after a WARNING, an oops after a
       BUG): it joins that report instead of starting one.
     - AFTERMATH: a consequence of the report that just ended, too (the panic after an oops's "end
@@ -53,6 +55,7 @@ class Format:
     needs_frame: bool = True
     anywhere: bool = False
     lockdep: bool = False
+    lockdep_off: bool = False
     follows: bool = False
     aftermath: bool = False
     absorbs: Tuple[Absorb, ...] = ()
@@ -73,7 +76,7 @@ NOT_REPORTS = [
 ]
 
 _FAULT_IN_LOCKDEP = Absorb(frozenset({"gpf", "kasan", "null-deref", "paging"}), before_trace=True)
-_LOCKDEP = dict(lockdep=True, absorbs=(_FAULT_IN_LOCKDEP,))
+_LOCKDEP = dict(lockdep=True, lockdep_off=True, absorbs=(_FAULT_IN_LOCKDEP,))
 _LOCKDEP_AT = ("at", "trace")
 _LD = r"(?:\[ )?(?P<kind>WARNING|BUG|INFO): "
 
