@@ -40,7 +40,7 @@ GIT_ID = ["-c", "user.name=labrunner", "-c", "user.email=labrunner@localhost"]
 def history(tmp_path, commits: int = COMMITS, bug_at: int = BUG_AT, patch: str = "kvm-lock-order",
             branch: str = BRANCH) -> str:
     """BRANCH: COMMITS commits on the imported source, the BUG_AT-th the injected bug PATCH
-    (kernels/patches/inject/PATCH.patch); its base. bench/bisect_flaky.py makes one too."""
+    (kernels/patches/inject/PATCH.patch); its base. bench/bisect_real.py makes one too."""
     lab = config.load(REPO / "lab.yaml")
     repo, base = kbuild.source_commit(lab.kernels["stable-debug"].source, lab.cache_dir, lambda s: None)
     worktree = tmp_path / "history"
