@@ -36,7 +36,6 @@ from .bisect_search import Search
 log = logging.getLogger(__name__)
 
 CONFIRM_RUNS = 10  # runs at the bad end without the bug before saying it does not reproduce
-_LOCKDEP = frozenset(f.name for f in splats.FORMATS if f.lockdep)  # reports that need lockdep on
 
 
 def commit_states(repo: Path, good: str, bad: str) -> List[Dict[str, Any]]:
@@ -197,7 +196,7 @@ def run_bisect(lab: Lab, folder: Path, progress: Callable[[str], None] = lambda 
                 doc["bug"] = {"signature": first["signature"], "title": first["title"]}
         seen = outcome(record, doc["bug"]) if doc["bug"] else (False if record.get("verdict") == "pass" else None)
         if seen and "lockdep" not in doc["bug"]:  # what kind of report the bug is, from its first showing
-            doc["bug"]["lockdep"] = _showing(record, doc["bug"]).get("format") in _LOCKDEP
+            doc["bug"]["lockdep"] = _showing(record, doc["bug"]).get("format") in splats.LOCKDEP_FORMATS
         state = states[index]
         state["run_ids"].append(record.get("id"))
         if seen is None:

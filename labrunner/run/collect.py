@@ -7,8 +7,6 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from ..analysis import splats
 
-_LOCKDEP_OFF = frozenset(f.name for f in splats.FORMATS if f.lockdep_off)
-
 
 class SplatCollector:
     """The splat parser on the live console (fed from the console thread), plus dmesg at the end.
@@ -78,7 +76,8 @@ class SplatCollector:
         """The title of an ignored report after which lockdep was off, if there is one: a lock bug that
         came later could not be reported."""
         with self._lock:
-            return next((r.title for _, r in self.reports if r.format in _LOCKDEP_OFF and self.ignored(r)), None)
+            return next((r.title for _, r in self.reports
+                         if r.format in splats.LOCKDEP_OFF_FORMATS and self.ignored(r)), None)
 
     def failures(self) -> List[splats.Report]:
         with self._lock:

@@ -11,11 +11,12 @@ Pure: it imports nothing of the lab. Its modules, from the bottom up:
 - parser: the line-fed state machine that finds reports and assembles them.
 """
 
-from .formats import ANY_HEADER, FORMATS, Format
+from .formats import ANY_HEADER, FORMATS, LOCKDEP_FORMATS, LOCKDEP_OFF_FORMATS, Format
 from .frames import frame_name, good_frame
 from .parser import MAX_LINES, Parser, parse_file, parse_lines
 from .report import Report, normalize_title, signature, title_type
 from .text import clean
 
-__all__ = ["ANY_HEADER", "FORMATS", "Format", "MAX_LINES", "Parser", "Report", "clean", "frame_name", "good_frame",
-           "normalize_title", "parse_file", "parse_lines", "signature", "title_type"]
+__all__ = ["ANY_HEADER", "FORMATS", "LOCKDEP_FORMATS", "LOCKDEP_OFF_FORMATS", "Format", "MAX_LINES", "Parser",
+           "Report", "clean", "frame_name", "good_frame", "normalize_title", "parse_file", "parse_lines",
+           "signature", "title_type"]

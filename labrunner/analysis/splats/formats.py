@@ -216,4 +216,9 @@ ANY_HEADER = re.compile(r"WARNING|BUG|INFO|general protection|nable to handle|Ke
                         r"KMSAN|list_(?:add|del) corruption|ernel memory|LOCKUP|trusty: panic|panicked at|"
                         r"labrunner-invariant|PANIC: double|int3: ")
 
+# The formats whose reports need lockdep on, and those after which it is off: read by the run's
+# verdict and by the bisection.
+LOCKDEP_FORMATS = frozenset(f.name for f in FORMATS if f.lockdep)
+LOCKDEP_OFF_FORMATS = frozenset(f.name for f in FORMATS if f.lockdep_off)
+
 assert all(f.fallback for f in FORMATS[next(i for i, f in enumerate(FORMATS) if f.fallback):]), "fallback rows go last"
