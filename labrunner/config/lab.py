@@ -168,6 +168,11 @@ def load(path: Optional[Path] = None) -> Lab:
             machine = sections["machines"][test.machine or d["machine"]]
             spare = machine.max_cpus - machine.cpus
             if test.hotplug.slots > spare:
+                mctx = where[("machines", machine.name)]
+                if mctx.path != ctx.path:  # the user's machine leaves a built-in test too few: the user's line
+                    raise mctx.error(f"max_cpus {machine.max_cpus} - cpus {machine.cpus} leaves {spare} "
+                                     f"hot-pluggable vCPUs, but test '{test.name}' ({ctx.path}) plugs "
+                                     f"{test.hotplug.slots}", "max_cpus")
                 raise ctx.child("hotplug").error(
                     f"{test.hotplug.slots} slots, but machine '{machine.name}' has {spare} hot-pluggable vCPUs "
                     f"(max_cpus {machine.max_cpus} - cpus {machine.cpus})", "slots")

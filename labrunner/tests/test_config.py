@@ -196,6 +196,15 @@ def test_more_hotplug_slots_than_spare_cpus(write_lab):
     config.load(write_lab(text.replace("slots: 3", "slots: 2")))
 
 
+def test_a_machine_of_ones_own_too_small_for_a_built_in_hotplug_test_names_its_own_line(write_lab):
+    # without max_cpus, the default machine has no spare vCPU for the built-in vm-churn-hotplug test
+    path = write_lab(GOOD.replace("    max_cpus: 4\n", ""))
+    with pytest.raises(ConfigError) as e:
+        config.load(path)
+    assert str(e.value).startswith(f"{path}:5: machines.default.max_cpus: "), e.value
+    assert "test 'vm-churn-hotplug'" in str(e.value), e.value
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.data())
 def test_any_mangled_lab_yaml_is_a_one_line_error_or_loads(write_lab, data):
