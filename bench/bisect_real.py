@@ -43,14 +43,6 @@ BUGS = {  # the test each bug is bisected with
 }
 
 
-def _subject(patch: str) -> str:
-    """The injected patch's subject, as git am keeps it (the [PATCH] prefix gone, a folded line joined)."""
-    text = (config.builtin.BUILTIN / "kernels" / "patches" / "inject" / f"{patch}.patch").read_text()
-    header = text.split("\n\n", 1)[0].replace("\n ", " ")
-    line = next(ln for ln in header.splitlines() if ln.startswith("Subject: "))
-    return line[len("Subject: "):].removeprefix("[PATCH] ")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bug", choices=sorted(BUGS), default="rare-race")
@@ -66,10 +58,14 @@ def main() -> int:
         tmp = Path(tmp)
         base = history(tmp, args.commits, args.bug_at, args.bug, branch)
         (tmp / "lab.yaml").write_text(BUGS[args.bug])
+        repo, _ = kbuild.source_commit(lab.kernels["stable-debug"].source, lab.cache_dir, lambda s: None)
+
+        def git(*argv: str) -> str:
+            return subprocess.run(["git", *GIT_ID, "-C", str(repo), *argv], check=True, capture_output=True,
+                                  text=True, timeout=600).stdout
+        injected = git("log", "-1", "--format=%s", f"{branch}~{args.commits - args.bug_at}").strip()
         if args.series:
-            repo, _ = kbuild.source_commit(lab.kernels["stable-debug"].source, lab.cache_dir, lambda s: None)
-            mbox = subprocess.run(["git", *GIT_ID, "-C", str(repo), "format-patch", "--stdout", f"{base}..{branch}"],
-                                  check=True, capture_output=True, text=True, timeout=600).stdout
+            mbox = git("format-patch", "--stdout", f"{base}..{branch}")
             (tmp / "series.mbox").write_text(mbox)
             what = ["--series", str(tmp / "series.mbox"), "--base", base]
         else:
@@ -87,7 +83,7 @@ def main() -> int:
                 subprocess.run(["rm", "-rf", str(path)], check=False, timeout=120)
     answer = doc.get("answer") or {}
     culprits = answer.get("culprits", [])
-    right = len(culprits) == 1 and culprits[0].get("subject", "").startswith(_subject(args.bug)[:40])
+    right = len(culprits) == 1 and culprits[0].get("subject") == injected
     result = {"date": time.strftime("%Y-%m-%d"), "bug": args.bug, "series": args.series, "commits": args.commits,
               "bug_at": args.bug_at, "exit": p.returncode, "wall_s": round(wall), "right": right, "answer": answer,
               "runs": sum(s["runs"] for s in doc["states"]), "told_nothing": sum(s["excluded"] for s in doc["states"]),
