@@ -67,17 +67,18 @@ def cmd_bisect(args, lab, progress) -> int:
         if kernel.kind != "source":
             raise UserError(f"kernel '{kernel.name}' is not built from source: a bisection needs its git history")
         test = lab.pick("tests", args.test)
-        if args.series:
-            if not args.base:
-                raise UserError("--series needs --base REF (the commit the series applies to)")
-            folder_patches = results / ".series" / f"{args.series.stem}-{int(time.time())}"
-            patches = bisect_mod.split_series(args.series, folder_patches)
-            states, series = bisect_mod.series_states(patches, args.base), [str(p) for p in patches]
-        elif args.good and args.bad:
-            repo, _ = kbuild.source_commit(kernel.source, lab.cache_dir, progress)
-            states, series = bisect_mod.commit_states(repo, args.good, args.bad), []
-        else:
+        if args.series and not args.base:
+            raise UserError("--series needs --base REF (the commit the series applies to)")
+        if not args.series and not (args.good and args.bad):
             raise UserError("give --good REF and --bad REF, or --series MBOX and --base REF (or --resume ID)")
+        repo, _ = kbuild.source_commit(kernel.source, lab.cache_dir, progress)
+        if args.series:
+            folder_patches = results / ".series" / f"{args.series.stem}-{int(time.time())}"
+            patches = bisect_mod.split_series(args.series, folder_patches / "patches")
+            states = bisect_mod.series_states(repo, patches, args.base, folder_patches)
+            series = [str(p) for p in patches]
+        else:
+            states, series = bisect_mod.commit_states(repo, args.good, args.bad), []
         plan = bisect_mod.Plan(kernel=kernel.name, test=test.name, states=states, series=series, match=args.match,
                                confidence=args.confidence, max_runs=args.max_runs, duration=args.duration)
         folder = bisect_mod.start(plan, results)

@@ -2,7 +2,7 @@
 series on a base, brought a report in, even when it shows in only some runs.
 
 States are the good end, then each first-parent commit up to the bad end (or the base, then the base
-plus the first 1..N patches). A state is built in the recipe's warm build directory (cached by content,
+plus the first 1..N patches, made commits on the base). A state is built in the recipe's warm build directory (cached by content,
 so a state tested again is not rebuilt), booted, and tested with the run stopping at its first report.
 The search (bisect_search) says which state to run next and when one class of culprits holds the
 confidence asked for. What counts as the bug: the signature of the first report at the bad end, or
@@ -16,7 +16,6 @@ from it), bisect.log (the evidence as git bisect commands: `git bisect replay bi
 """
 
 import dataclasses
-import email.parser
 import json
 import logging
 import re
@@ -38,14 +37,16 @@ log = logging.getLogger(__name__)
 CONFIRM_RUNS = 10  # runs at the bad end without the bug before saying it does not reproduce
 
 
+def _rev(repo: Path, ref: str) -> str:
+    try:
+        return kbuild.git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
+    except LabError:
+        raise UserError(f"no commit '{ref}' in {repo}") from None
+
+
 def commit_states(repo: Path, good: str, bad: str) -> List[Dict[str, Any]]:
     """The good end, then every first-parent commit up to and with the bad end, oldest first."""
-    def rev(ref: str) -> str:
-        try:
-            return kbuild.git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}").strip()
-        except LabError:
-            raise UserError(f"no commit '{ref}' in {repo}") from None
-    good_id, bad_id = rev(good), rev(bad)
+    good_id, bad_id = _rev(repo, good), _rev(repo, bad)
     ids = kbuild.git(repo, "rev-list", "--first-parent", "--reverse", f"{good_id}..{bad_id}").split()
     if not ids:
         raise UserError(f"{bad} is not after {good} on its first-parent history")
@@ -56,14 +57,39 @@ def commit_states(repo: Path, good: str, bad: str) -> List[Dict[str, Any]]:
     return out
 
 
-def series_states(patches: Sequence[Path], base: str) -> List[Dict[str, Any]]:
-    """The base, then the base with the first 1..N patches."""
-    out = [{"label": "base", "commit": base, "subject": f"{base} without the series", "author": "", "patches": 0}]
+def series_states(repo: Path, patches: Sequence[Path], base: str, scratch: Path) -> List[Dict[str, Any]]:
+    """The base, then the base with the first 1..N patches, each made a commit of REPO with git's
+    plumbing (an index of its own in SCRATCH, no checkout of the tree). A state is then built as any
+    commit is, and one whose tree a commit bisection built before is not built again. The commits keep
+    the mails' authors and messages, and a ref (refs/labrunner/series/...) keeps them from git gc. A
+    patch that does not apply is the user's mistake, named: every state after it would be the base's."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    index = {"GIT_INDEX_FILE": str(scratch / "index")}
+
+    def git(*args: str, env: Optional[Dict[str, str]] = None, input: Optional[str] = None) -> str:
+        return process.run(["git", "-C", str(repo), *kbuild.GIT_ID, *args], timeout=600, what=f"git {args[0]}",
+                           env={**index, **(env or {})}, input=input)
+    head = _rev(repo, base)
+    out = [{"label": "base", "commit": head, "subject": f"{base} without the series", "author": "", "patches": 0}]
+    git("read-tree", head)
     for i, patch in enumerate(patches, start=1):
-        mail = email.parser.HeaderParser().parsestr(patch.read_text(errors="replace"))  # folded headers too
-        subject = re.sub(r"^\[PATCH[^\]]*\]\s*", "", " ".join(str(mail["Subject"] or patch.name).split()))
-        out.append({"label": f"patch {i}", "commit": base, "subject": subject, "author": str(mail["From"] or ""),
-                    "patches": i})
+        status, _, err = process.call(["git", "-C", str(repo), "apply", "--cached", str(patch)], timeout=600,
+                                      what=f"applying {patch.name}", env=index)
+        if status != 0:
+            raise UserError(f"patch {i} of the series ({patch}) does not apply on {base}:\n{err.strip()[-800:]}")
+        text = patch.read_text(errors="replace")
+        subject, author, message, env = patch.name, "", patch.name, {}
+        if text.startswith("From "):  # a mail: its subject without [PATCH ...], its author and date
+            info = git("mailinfo", str(scratch / "msg"), str(scratch / "diff"), input=text)
+            fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
+            subject = fields.get("Subject") or patch.name
+            author = f"{fields.get('Author', '')} <{fields.get('Email', '')}>"
+            message = f"{subject}\n\n{(scratch / 'msg').read_text()}"
+            env = {"GIT_AUTHOR_NAME": fields.get("Author", ""), "GIT_AUTHOR_EMAIL": fields.get("Email", ""),
+                   **({"GIT_AUTHOR_DATE": fields["Date"]} if "Date" in fields else {})}
+        head = git("commit-tree", git("write-tree").strip(), "-p", head, "-m", message, env=env).strip()
+        out.append({"label": f"patch {i}", "commit": head, "subject": subject, "author": author, "patches": i})
+    git("update-ref", f"refs/labrunner/series/{head[:12]}", head)
     return out
 
 
@@ -90,11 +116,10 @@ class Plan:
 
 
 def _variant(lab: Lab, plan: Plan, index: int) -> Kernel:
-    """The kernel recipe at STATE: its commit, or the base with the first patches of the series."""
+    """The kernel recipe at STATE: its commit (a series' states are commits too), with the recipe's own
+    patches on top."""
     kernel = lab.kernels[plan.kernel]
-    state = plan.states[index]
-    recipe = dataclasses.replace(kernel.source, ref=state["commit"],
-                                 patches=kernel.source.patches + tuple(Path(p) for p in plan.series[:state["patches"]]))
+    recipe = dataclasses.replace(kernel.source, ref=plan.states[index]["commit"])
     return dataclasses.replace(kernel, name=f"{plan.kernel}-bisect", source=recipe)
 
 
@@ -122,19 +147,17 @@ def outcome(record: Dict[str, Any], bug: Dict[str, Any]) -> Optional[bool]:
 
 
 def _log_lines(doc: Dict[str, Any]) -> List[str]:
-    """The evidence as git bisect commands; a series has no commits, so its lines are comments."""
+    """The evidence as git bisect commands (a series' states are commits under refs/labrunner/series/)."""
     states = doc["states"]
-    series = bool(doc["plan"]["series"])
     out = [f"# labrunner bisect of {doc['plan']['kernel']} on {doc['plan']['test']}, bug: "
-           f"{doc['bug'].get('title') or doc['bug'].get('regex')}"]
-    if not series:
-        out.append(f"git bisect start {states[-1]['commit']} {states[0]['commit']}")
+           f"{doc['bug'].get('title') or doc['bug'].get('regex')}",
+           f"git bisect start {states[-1]['commit']} {states[0]['commit']}"]
     for s in states:
         verdict = "skip" if s.get("build_error") else "bad" if s["crashes"] else "good" if s["runs"] else None
         if verdict is None:
             continue
-        note = f"# {s['label']}: {s['crashes']} of {s['runs']} runs showed it ({s['excluded']} told nothing)"
-        out += [note, f"# {verdict}: {s['subject']}" if series else f"git bisect {verdict} {s['commit']}"]
+        out += [f"# {s['label']}: {s['crashes']} of {s['runs']} runs showed it ({s['excluded']} told nothing): "
+                f"{s['subject']}", f"git bisect {verdict} {s['commit']}"]
     if doc.get("answer"):
         out.append(f"# answer: {doc['answer']['summary']}")
     return out
@@ -162,6 +185,9 @@ def run_bisect(lab: Lab, folder: Path, progress: Callable[[str], None] = lambda 
     doc = json.loads((folder / "bisect.json").read_text())
     plan = Plan(**doc["plan"])
     states = doc["states"]
+    if plan.series and states[-1]["commit"] == states[0]["commit"]:
+        raise UserError(f"{folder} is a series bisection of an older labrunner (its states were not commits); "
+                        "start it again")
     search = Search(len(states), [s["testable"] for s in states],
                     crashes=[s["crashes"] for s in states], runs=[s["runs"] for s in states])
     t0, wall0 = time.monotonic(), doc["wall_s"]

@@ -2,6 +2,7 @@
 The run counts against pkg/bisect's rules are in bench/bisection.py and the README."""
 import json
 import random
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -172,12 +173,45 @@ def test_the_bug_is_known_as_lockdep_s_from_its_first_report(write_lab, tmp_path
     assert doc["bug"]["lockdep"] is True  # BUG is a "circular" report
 
 
-def test_a_series_is_split_into_its_patches_with_their_subjects(tmp_path):
-    mail = ("From 0123 Mon Sep 17 00:00:00 2001\nFrom: A Dev <a@dev.org>\nSubject: [PATCH v3 {i}/2] KVM: x86: a subject\n"
-            " folded onto a second line\n\n---\n a.c | 1 +\n")
-    (tmp_path / "v3.mbox").write_text(mail.format(i=1) + mail.format(i=2))
-    patches = bisect.split_series(tmp_path / "v3.mbox", tmp_path / "split")
-    states = bisect.series_states(patches, "v6.12")
+def _repo(tmp_path):
+    """A git repository: a base commit, and a branch of two commits on it, the second a mail with a folded
+    subject and an author of its own."""
+    repo = tmp_path / "repo"
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), "-c", "user.name=B", "-c", "user.email=b@dev.org", *args],
+                              check=True, capture_output=True, text=True).stdout
+    repo.mkdir()
+    git("init", "-q", "-b", "main")
+    (repo / "a.c").write_text("int a;\n")
+    git("add", "a.c")
+    git("commit", "-q", "-m", "base")
+    git("tag", "v6.12")
+    for i in (1, 2):
+        (repo / "a.c").write_text((repo / "a.c").read_text() + f"int b{i};\n")
+        git("commit", "-q", "-a", "-m", f"KVM: x86: change {i}" + (" with a subject" + " long" * 12) * (i == 2),
+            *(["--author", "A Dev <a@dev.org>"] if i == 2 else []))
+    return repo, git
+
+
+def test_a_series_becomes_commits_on_its_base_with_the_trees_of_its_patches(tmp_path):
+    repo, git = _repo(tmp_path)
+    (tmp_path / "v3.mbox").write_text(git("format-patch", "--stdout", "--subject-prefix=PATCH v3", "-n", "v6.12..main"))
+    patches = bisect.split_series(tmp_path / "v3.mbox", tmp_path / "s" / "patches")
+    states = bisect.series_states(repo, patches, "v6.12", tmp_path / "s")
     assert [(s["label"], s["patches"]) for s in states] == [("base", 0), ("patch 1", 1), ("patch 2", 2)]
-    assert states[2]["subject"] == "KVM: x86: a subject folded onto a second line"
-    assert states[1]["author"] == "A Dev <a@dev.org>" and all(s["commit"] == "v6.12" for s in states)
+    assert states[2]["subject"] == "KVM: x86: change 2 with a subject" + " long" * 12  # unfolded, no [PATCH v3 2/2]
+    assert states[2]["author"] == "A Dev <a@dev.org>" and states[1]["author"] == "B <b@dev.org>"
+    # the same trees as the commits the patches came from: a state a commit bisection built is not rebuilt
+    assert [git("rev-parse", f"{s['commit']}^{{tree}}") for s in states] == \
+        [git("rev-parse", f"{ref}^{{tree}}") for ref in ("v6.12", "main~1", "main")]
+    assert git("rev-parse", f"refs/labrunner/series/{states[2]['commit'][:12]}").strip() == states[2]["commit"]
+    assert git("status", "--porcelain") == ""  # the work tree and its index are untouched
+
+
+def test_a_series_patch_that_does_not_apply_is_named(tmp_path):
+    repo, git = _repo(tmp_path)
+    (tmp_path / "v1.mbox").write_text(git("format-patch", "--stdout", "main~1..main"))  # needs change 1 first
+    patches = bisect.split_series(tmp_path / "v1.mbox", tmp_path / "s" / "patches")
+    with pytest.raises(UserError, match=r"patch 1 of the series \(.*0001\) does not apply on v6.12:\n.*a\.c"):
+        bisect.series_states(repo, patches, "v6.12", tmp_path / "s")

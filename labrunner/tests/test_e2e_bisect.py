@@ -1,4 +1,5 @@
-"""End to end, real kernels: `labrunner bisect` names the injected commit in a synthetic history.
+"""End to end, real kernels: `labrunner bisect` names the injected commit in a synthetic history, and
+the injected patch when the same history is an mbox of patches on its base.
 
 The history is a branch of small commits on the Debian 6.12 source the lab imports for stable-debug
 (kept in the cache as a branch of that repository, so the states share stable-debug's warm build
@@ -74,28 +75,57 @@ def history(tmp_path, commits: int = COMMITS, bug_at: int = BUG_AT, patch: str =
     return base
 
 
-@pytest.fixture
-def built_states():
-    """Removes the kernels this test's states built (about 110 MB each; their commits are new each time)."""
-    lab = config.load(REPO / "lab.yaml")
-    built = lab.cache_dir / "kernels" / "built"
-    before = set(built.glob("stable-debug-bisect-*"))
-    yield
-    for path in set(built.glob("stable-debug-bisect-*")) - before:
+@pytest.fixture(scope="module")
+def bisected(tmp_path_factory):
+    """The history (made once for both tests), and what each bisection built: the kernels this module's
+    states built are removed at its end (about 110 MB each; their commits are new each time)."""
+    tmp = tmp_path_factory.mktemp("history")
+    base = history(tmp)
+    built = config.load(REPO / "lab.yaml").cache_dir / "kernels" / "built"
+    before = _built(built)
+    yield {"base": base, "built": built, "commits": None}
+    for path in _built(built) - before:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def test_bisect_names_the_injected_commit(tmp_path, built_states):
-    base = history(tmp_path)
+def _built(folder):
+    return set(folder.glob("stable-debug-bisect-*"))
+
+
+def bisect(tmp_path, *what):
     (tmp_path / "lab.yaml").write_text(LAB)
     p = subprocess.run([*LABRUNNER[:-2], "--lab", str(tmp_path / "lab.yaml"), "bisect", "--kernel", "stable-debug",
-                        "--good", base, "--bad", BRANCH, "--test", "bisect-churn", "--results", str(tmp_path / "results")],
+                        *what, "--test", "bisect-churn", "--results", str(tmp_path / "results")],
                        capture_output=True, text=True, timeout=2400)
     assert p.returncode == 0, p.stdout + p.stderr
     (folder,) = (tmp_path / "results").glob("bisect-*")
     doc = json.loads((folder / "bisect.json").read_text())
+    assert doc["bug"]["title"].startswith("possible deadlock in ")
     [culprit] = doc["answer"]["culprits"]
     assert culprit["subject"].startswith("inject: take kvm_lock in the CPU-online callback"), doc["answer"]
-    assert doc["bug"]["title"].startswith("possible deadlock in ")
-    assert f"git bisect bad {culprit['commit']}" in (folder / "bisect.log").read_text()
     assert culprit["subject"] in p.stdout
+    assert f"git bisect bad {culprit['commit']}" in (folder / "bisect.log").read_text()
+    return doc, culprit
+
+
+def test_bisect_names_the_injected_commit(tmp_path, bisected):
+    doc, culprit = bisect(tmp_path, "--good", bisected["base"], "--bad", BRANCH)
+    assert culprit["label"] == culprit["commit"][:12]
+    bisected["commits"] = doc["states"]
+
+
+def test_bisect_names_the_injected_patch_of_a_series(tmp_path, bisected):
+    """The same changes as an mbox of patches on the base (git format-patch): their states are commits
+    of the same trees, so those the commit bisection built are not built again."""
+    lab = config.load(REPO / "lab.yaml")
+    repo, _ = kbuild.source_commit(lab.kernels["stable-debug"].source, lab.cache_dir, lambda s: None)
+    mbox = subprocess.run(["git", "-C", str(repo), "format-patch", "--stdout", f"{bisected['base']}..{BRANCH}"],
+                          check=True, capture_output=True, text=True, timeout=120).stdout
+    (tmp_path / "series.mbox").write_text(mbox)
+    before = _built(bisected["built"])
+    doc, culprit = bisect(tmp_path, "--series", str(tmp_path / "series.mbox"), "--base", bisected["base"])
+    assert culprit["label"] == f"patch {BUG_AT}" and culprit["patches"] == BUG_AT
+    new = _built(bisected["built"]) - before
+    if bisected["commits"]:  # the commit bisection ran first
+        again = [i for i, s in enumerate(doc["states"]) if s["built"] and bisected["commits"][i]["built"]]
+        assert again and len(new) == sum(s["built"] for s in doc["states"]) - len(again), (again, new)
