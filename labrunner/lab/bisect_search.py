@@ -13,11 +13,13 @@ States that cannot be tested (they do not build, a patch does not apply) keep th
 between two testable states cannot be told apart, so the posterior is over those classes, and the
 answer is a class, a range when it holds untestable states, as `git bisect skip` gives.
 
-Next state: the testable state whose run leaves the least expected entropy of the posterior over c
-(one step ahead, with each hypothesis' own predictive chance of a crash), fewer runs first on ties; the
-bad end first until it has shown the bug CONFIRM times. Where a run is a fair coin this is the posterior
+Next state: the testable state whose run leaves the least expected entropy of the posterior over c,
+with each hypothesis' own predictive chance of a crash, fewer runs first on ties; the bad end first until
+it has shown the bug CONFIRM times. Where a run is a fair coin, one run ahead, this is the posterior
 median (probabilistic bisection); for a flaky bug a clean run says little, so it probes nearer the bad
-end than the median, where a crash is likelier.
+end than the median, where a crash is likelier. It looks two runs ahead, over the LOOKAHEAD states best
+one run ahead: a run that mostly teaches p (a crash where the bug surely is) makes the next clean run
+say more, which one run ahead cannot see.
 """
 
 import dataclasses
@@ -25,11 +27,11 @@ import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 # The stopping confidence by default. For one flaky bug the posterior is a little overconfident (the
-# search stops when the evidence happens to look strong): at 0.95, every prior of p tried named bugs
-# that show in 30% of runs right in under 95% of simulated bisections at one stray rate or another;
-# this prior at 0.965 in as few as 94.8%, at 0.97 in 95.8-97.1% (bench/bisection.py, README).
+# search stops when the evidence happens to look strong): at 0.96, bugs that show in 30% of runs were
+# named right in as few as 94.3% of simulated bisections, at 0.97 in 96-99% (bench/bisection.py, README).
 CONFIDENCE = 0.97
-
+# States whose run is looked at two runs ahead: the best ones by one run ahead (3 did as well as 6).
+LOOKAHEAD = 3
 
 def _log_beta(a: float, b: float) -> float:
     return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
@@ -135,26 +137,47 @@ class Search:
         bad = self.states - 1
         if self.crashes[bad] < self.confirm:
             return bad
-        w, q, eps, n = self.posterior(), self._predictive(), self.epsilon, self.states
-        # Probing s: culprits c <= s crash with q[c], the others with epsilon. The expected entropy after
-        # the run is P(crash) log P(crash) + P(clean) log P(clean) - sum over c of the terms below, which
-        # prefix (c <= s) and suffix (c > s) sums give for every s in one pass.
-        good_mass, good_terms = [0.0] * (n + 1), [0.0] * (n + 1)
-        for c in range(n - 1, -1, -1):
-            good_mass[c] = good_mass[c + 1] + w[c]
-            good_terms[c] = good_terms[c + 1] + _xlogx(w[c] * eps) + _xlogx(w[c] * (1 - eps))
-        best, bug_crash, bug_terms = None, 0.0, 0.0
-        for s in range(n):
-            bug_crash += w[s] * q[s]
-            bug_terms += _xlogx(w[s] * q[s]) + _xlogx(w[s] * (1 - q[s]))
-            if not self.testable[s]:
-                continue
-            crash = bug_crash + eps * good_mass[s + 1]
-            entropy = _xlogx(crash) + _xlogx(1 - crash) - bug_terms - good_terms[s + 1]
-            key = (round(entropy, 12), self.runs[s], -s)
+        w, q, eps = self.posterior(), self._predictive(), self.epsilon
+        (a, b), (k_tail, r_tail) = self.prior, self._tails()
+        first = sorted(self._entropies(w, q), key=lambda t: (round(t[0], 12), self.runs[t[1]], -t[1]))
+        best = None
+        for _, s, crash in first[:LOOKAHEAD]:
+            ahead = 0.0
+            for crashed, chance in ((True, crash), (False, 1 - crash)):
+                # After that run: each culprit's weight times its chance of this outcome, and for the
+                # culprits c <= s (s has the bug), p's posterior with one more run.
+                if chance <= 0:
+                    continue
+                w2 = [w[c] * ((q[c] if crashed else 1 - q[c]) if c <= s else (eps if crashed else 1 - eps))
+                      for c in range(self.states)]
+                total = sum(w2)
+                q2 = [(a + k_tail[c] + crashed) / (a + b + r_tail[c] + 1) if c <= s else q[c]
+                      for c in range(self.states)]
+                ahead += chance * min(e for e, _, _ in self._entropies([x / total for x in w2], q2))
+            key = (round(ahead, 12), self.runs[s], -s)
             if best is None or key < best[0]:
                 best = (key, s)
         return best[1]
+
+    def _entropies(self, w: Sequence[float], q: Sequence[float]) -> List[Tuple[float, int, float]]:
+        """(expected entropy after the run, s, its chance of a crash) for each testable state s, given
+        the posterior W over c and each culprit's chance Q of a crash where the bug is."""
+        eps, log = self.epsilon, math.log
+        # Probing s: culprits c <= s crash with q[c], the others with epsilon. The expected entropy after
+        # the run is H(W) + sum over c of W[c] H(its chance) - H(the run's outcome); prefix sums over
+        # c <= s give it for every s in one pass.
+        h_w = -sum(x * log(x) for x in w if x > 0)
+        h_eps = -_xlogx(eps) - _xlogx(1 - eps)
+        out, bug_crash, bug_h, bug_mass = [], 0.0, 0.0, 0.0
+        for s, (ws, qs) in enumerate(zip(w, q)):
+            bug_crash += ws * qs
+            bug_h -= ws * (qs * log(qs) + (1 - qs) * log(1 - qs))
+            bug_mass += ws
+            if self.testable[s]:
+                good = 1 - bug_mass
+                crash = bug_crash + eps * good
+                out.append((h_w + bug_h + h_eps * good + _xlogx(crash) + _xlogx(1 - crash), s, crash))
+        return out
 
     def reproduced(self, max_runs: int) -> Optional[bool]:
         """At the bad end: True once confirmed, False when MAX_RUNS runs there never showed the bug."""
