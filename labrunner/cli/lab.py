@@ -71,13 +71,14 @@ def cmd_bisect(args, lab, progress) -> int:
             raise UserError("--series needs --base REF (the commit the series applies to)")
         if not args.series and not (args.good and args.bad):
             raise UserError("give --good REF and --bad REF, or --series MBOX and --base REF (or --resume ID)")
-        repo, _ = kbuild.source_commit(kernel.source, lab.cache_dir, progress)
         if args.series:
             folder_patches = results / ".series" / f"{args.series.stem}-{int(time.time())}"
             patches = bisect_mod.split_series(args.series, folder_patches / "patches")
+            repo, _ = kbuild.source_commit(kernel.source, lab.cache_dir, progress)
             states = bisect_mod.series_states(repo, patches, args.base, folder_patches)
             series = [str(p) for p in patches]
         else:
+            repo, _ = kbuild.source_commit(kernel.source, lab.cache_dir, progress)
             states, series = bisect_mod.commit_states(repo, args.good, args.bad), []
         plan = bisect_mod.Plan(kernel=kernel.name, test=test.name, states=states, series=series, match=args.match,
                                confidence=args.confidence, max_runs=args.max_runs, duration=args.duration)
@@ -247,7 +248,8 @@ def add_parsers(sub, call) -> None:
     b.add_argument("--kernel", help="a source kernel of lab.yaml (its recipe: tree, config, patches)")
     b.add_argument("--good", metavar="REF", help="a commit without the bug")
     b.add_argument("--bad", metavar="REF", help="a commit with the bug")
-    b.add_argument("--series", type=Path, metavar="MBOX", help="a patch series: an mbox, a series file or a patch")
+    b.add_argument("--series", type=Path, metavar="MBOX", help="a patch series: an mbox, a series file or a patch "
+                   "(made commits on --base; the recipe's own patches go on top of each state)")
     b.add_argument("--base", metavar="REF", help="the commit the series applies to")
     b.add_argument("--test", help="the test to run (default: defaults.test)")
     b.add_argument("--match", metavar="REGEX", help="the bug: report titles matching this (default: the "

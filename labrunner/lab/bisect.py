@@ -95,6 +95,8 @@ def series_states(repo: Path, patches: Sequence[Path], base: str, scratch: Path)
 
 def split_series(mbox: Path, dest: Path) -> List[Path]:
     """An mbox of N mails, as N patch files in order (git mailsplit); a series file or a patch as they are."""
+    if not mbox.is_file():
+        raise UserError(f"no series {mbox}")
     if not mbox.read_bytes().startswith(b"From "):
         return kbuild.patch_files([mbox])
     dest.mkdir(parents=True, exist_ok=True)

@@ -209,9 +209,11 @@ def test_a_series_becomes_commits_on_its_base_with_the_trees_of_its_patches(tmp_
     assert git("status", "--porcelain") == ""  # the work tree and its index are untouched
 
 
-def test_a_series_patch_that_does_not_apply_is_named(tmp_path):
+def test_a_series_that_is_not_there_or_does_not_apply_is_said(tmp_path):
     repo, git = _repo(tmp_path)
     (tmp_path / "v1.mbox").write_text(git("format-patch", "--stdout", "main~1..main"))  # needs change 1 first
     patches = bisect.split_series(tmp_path / "v1.mbox", tmp_path / "s" / "patches")
+    with pytest.raises(UserError, match="no series"):
+        bisect.split_series(tmp_path / "v2.mbox", tmp_path / "s" / "patches")
     with pytest.raises(UserError, match=r"patch 1 of the series \(.*0001\) does not apply on v6.12:\n.*a\.c"):
         bisect.series_states(repo, patches, "v6.12", tmp_path / "s")
