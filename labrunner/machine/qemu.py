@@ -156,18 +156,24 @@ def kvm_device_state(path: str = "/dev/kvm") -> str:
     return "ok"
 
 
-def run_probe(binary: str, kernel: Path, timeout: float = 30.0) -> Optional[str]:
-    """None if KERNEL boots to its root-mount panic under KVM within TIMEOUT, else what went wrong."""
+def run_probe(binary: str, kernel: Path, timeout: float = 30.0, silence: float = 10.0) -> Optional[str]:
+    """None if KERNEL boots to its root-mount panic under KVM within TIMEOUT, else what went wrong. A
+    kernel that has printed nothing after SILENCE seconds is stuck: under a working KVM its console
+    starts within a second or two, and where QEMU cannot use KVM (LAB-NOTES) it hangs before any
+    output, which the whole TIMEOUT would cost every new kernel, each state of a bisection among them."""
     argv = probe_argv(binary, kernel)
     with tempfile.TemporaryFile() as out:
         proc = process.spawn(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
+        start = time.monotonic()
+        deadline = start + timeout
         try:
             while time.monotonic() < deadline:
                 out.seek(0)
                 text = out.read().decode(errors="replace")
                 if "Kernel panic" in text:
                     return None
+                if not text and time.monotonic() - start >= silence:
+                    return f"the kernel printed nothing within {silence:g} s"
                 if "KVM internal error" in text or "emulation failure" in text:
                     return "KVM internal error (emulation failure) while booting"
                 if proc.poll() is not None:

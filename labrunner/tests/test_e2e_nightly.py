@@ -25,7 +25,7 @@ suites:
     - kernels: [{kernel}]
       tests: [vm-churn-hotplug]
       repeats: 2
-      duration: 30
+      duration: 15
   smoke:
     - kernels: [debian-6.12]
       tests: [kvm-smoke]

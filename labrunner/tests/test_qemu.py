@@ -1,4 +1,7 @@
+import time
 from pathlib import Path
+
+import pytest
 
 from labrunner.machine import qemu
 from labrunner.config import Machine, QemuConfig
@@ -56,6 +59,21 @@ def test_probe_boots_the_kernel_under_kvm_without_root():
     assert argv[argv.index("-kernel") + 1] == "/k"
     assert "-initrd" not in argv and "-no-reboot" in argv
     assert "panic=-1" in argv[argv.index("-append") + 1]
+
+
+@pytest.mark.parametrize("script, said", [
+    ("sleep 30", "the kernel printed nothing within 0.5 s"),  # stuck before any output, as on this host
+    ("echo Linux version; sleep 30", "the kernel did not reach its root-mount panic within 3 s"),
+    ("echo Linux version; echo 'Kernel panic - not syncing: VFS: Unable to mount root fs'; sleep 30", None),
+])
+def test_the_probe_says_what_kvm_did_and_a_silent_kernel_costs_little(tmp_path, script, said):
+    fake = tmp_path / "qemu"  # a stand-in for QEMU's console output
+    fake.write_text(f"#!/bin/sh\n{script}\n")
+    fake.chmod(0o755)
+    t0 = time.monotonic()
+    assert qemu.run_probe(str(fake), Path("/k"), timeout=3, silence=0.5) == said
+    if said is None or "nothing" in said:
+        assert time.monotonic() - t0 < 2.5  # it ended there, not at its timeout
 
 
 def test_kvm_device_state(tmp_path):
