@@ -2,8 +2,9 @@
 series on a base, brought a report in, even when it shows in only some runs.
 
 States are the good end, then each first-parent commit up to the bad end (or the base, then the base
-plus the first 1..N patches, made commits on the base). A state is built in the recipe's warm build directory (cached by content,
-so a state tested again is not rebuilt), booted, and tested with the run stopping at its first report.
+plus the first 1..N patches, made commits on the base). A state is built in the recipe's warm build
+directory (cached by content, so a state tested again is not rebuilt), booted, and tested with the run
+stopping at its first report.
 The search (bisect_search) says which state to run next and when one class of culprits holds the
 confidence asked for. What counts as the bug: the signature of the first report at the bad end, or
 titles matching --match. A run with another report, or none but a hang, an error or an interruption,

@@ -34,6 +34,7 @@ CONFIDENCE = 0.97
 # States whose run is looked at two runs ahead: the best ones by one run ahead (3 did as well as 6).
 LOOKAHEAD = 3
 
+
 def _log_beta(a: float, b: float) -> float:
     return math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
 
