@@ -217,3 +217,14 @@ def test_a_series_that_is_not_there_or_does_not_apply_is_said(tmp_path):
         bisect.split_series(tmp_path / "v2.mbox", tmp_path / "s" / "patches")
     with pytest.raises(UserError, match=r"patch 1 of the series \(.*0001\) does not apply on v6.12:\n.*a\.c"):
         bisect.series_states(repo, patches, "v6.12", tmp_path / "s")
+
+
+def test_a_series_bisection_of_an_older_labrunner_is_not_resumed_wrong(write_lab, tmp_path):
+    """Its states were the base plus patches applied at build time; built now, each would be the base."""
+    lab = config.load(write_lab(GOOD))
+    plan = _plan(3)
+    plan.series = ["p1.patch", "p2.patch"]
+    for state in plan.states:
+        state["commit"] = "v6.12"
+    with pytest.raises(UserError, match="older labrunner"):
+        _bisect(lab, bisect.start(plan, tmp_path / "results"), FakeLab())
