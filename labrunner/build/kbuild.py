@@ -53,9 +53,10 @@ class Built:
         return self.dir / "bzImage"
 
 
-def git(repo: Path, *args: str, timeout: float = 600, what: str = "git") -> str:
-    """git -C REPO ARGS as labrunner's own identity; its stdout."""
-    return process.run(["git", "-C", str(repo), *GIT_ID, *args], timeout=timeout, what=what)
+def git(repo: Path, *args: str, timeout: float = 600, what: str = "git", env: Optional[Dict[str, str]] = None,
+        input: Optional[str] = None) -> str:
+    """git -C REPO ARGS as labrunner's own identity (ENV added to the environment, INPUT on stdin); its stdout."""
+    return process.run(["git", "-C", str(repo), *GIT_ID, *args], timeout=timeout, what=what, env=env, input=input)
 
 
 # --- source trees --------------------------------------------------------------------------------

@@ -71,14 +71,13 @@ def cmd_bisect(args, lab, progress) -> int:
             raise UserError("--series needs --base REF (the commit the series applies to)")
         if not args.series and not (args.good and args.bad):
             raise UserError("give --good REF and --bad REF, or --series MBOX and --base REF (or --resume ID)")
+        scratch = results / ".series" / f"{args.series.stem}-{int(time.time())}" if args.series else None
+        # the series file first: a missing one is said before the source is imported
+        patches = bisect_mod.split_series(args.series, scratch / "patches") if args.series else []
+        repo, _ = kbuild.source_commit(kernel.source, lab.cache_dir, progress)
         if args.series:
-            folder_patches = results / ".series" / f"{args.series.stem}-{int(time.time())}"
-            patches = bisect_mod.split_series(args.series, folder_patches / "patches")
-            repo, _ = kbuild.source_commit(kernel.source, lab.cache_dir, progress)
-            states = bisect_mod.series_states(repo, patches, args.base, folder_patches)
-            series = [str(p) for p in patches]
+            states, series = bisect_mod.series_states(repo, patches, args.base, scratch), [str(p) for p in patches]
         else:
-            repo, _ = kbuild.source_commit(kernel.source, lab.cache_dir, progress)
             states, series = bisect_mod.commit_states(repo, args.good, args.bad), []
         plan = bisect_mod.Plan(kernel=kernel.name, test=test.name, states=states, series=series, match=args.match,
                                confidence=args.confidence, max_runs=args.max_runs, duration=args.duration)

@@ -68,8 +68,7 @@ def series_states(repo: Path, patches: Sequence[Path], base: str, scratch: Path)
     index = {"GIT_INDEX_FILE": str(scratch / "index")}
 
     def git(*args: str, env: Optional[Dict[str, str]] = None, input: Optional[str] = None) -> str:
-        return process.run(["git", "-C", str(repo), *kbuild.GIT_ID, *args], timeout=600, what=f"git {args[0]}",
-                           env={**index, **(env or {})}, input=input)
+        return kbuild.git(repo, *args, what=f"git {args[0]}", env={**index, **(env or {})}, input=input)
     head = _rev(repo, base)
     out = [{"label": "base", "commit": head, "subject": f"{base} without the series", "author": "", "patches": 0}]
     git("read-tree", head)

@@ -147,9 +147,8 @@ class Search:
             ahead = 0.0
             for crashed, chance in ((True, crash), (False, 1 - crash)):
                 # After that run: each culprit's weight times its chance of this outcome, and for the
-                # culprits c <= s (s has the bug), p's posterior with one more run.
-                if chance <= 0:
-                    continue
+                # culprits c <= s (s has the bug), p's posterior with one more run. Neither outcome
+                # is certain: 0 < epsilon, q < 1.
                 w2 = [w[c] * ((q[c] if crashed else 1 - q[c]) if c <= s else (eps if crashed else 1 - eps))
                       for c in range(self.states)]
                 total = sum(w2)
