@@ -10,7 +10,9 @@ bisected as commits, or with --series as an mbox of its patches (git format-patc
 
 Every run ends at its first report. Records the answer, runs, builds and wall time in
 bench/out/bisect_real-BUG[-series].json; the kernels its states built are removed afterwards.
+With --jobs N, N guests at once (each run its own `labrunner run`).
 Usage: .venv/bin/python bench/bisect_real.py [--bug rare-race|kvm-lock-order] [--series] [--commits 8] [--bug-at 5]
+                                             [--jobs N]
 """
 
 import argparse
@@ -49,6 +51,7 @@ def main() -> int:
     ap.add_argument("--series", action="store_true", help="bisect the history as a patch series on its base")
     ap.add_argument("--commits", type=int, default=8)
     ap.add_argument("--bug-at", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=1)
     args = ap.parse_args()
     lab = config.load(REPO / "lab.yaml")
     built = lab.cache_dir / "kernels" / "built"
@@ -74,7 +77,8 @@ def main() -> int:
         try:
             p = subprocess.run([str(REPO / ".venv" / "bin" / "labrunner"), "--lab", str(tmp / "lab.yaml"), "bisect",
                                 "--kernel", "stable-debug", *what, "--test", "bench-churn",
-                                "--results", str(tmp / "results")], text=True, stdout=subprocess.PIPE, timeout=4 * 3600)
+                                "--results", str(tmp / "results"), "--jobs", str(args.jobs)],
+                               text=True, stdout=subprocess.PIPE, timeout=4 * 3600)
             wall = time.monotonic() - t0
             (folder,) = (tmp / "results").glob("bisect-*")
             doc = json.loads((folder / "bisect.json").read_text())
@@ -85,10 +89,12 @@ def main() -> int:
     culprits = answer.get("culprits", [])
     right = len(culprits) == 1 and culprits[0].get("subject") == injected
     result = {"date": time.strftime("%Y-%m-%d"), "bug": args.bug, "series": args.series, "commits": args.commits,
-              "bug_at": args.bug_at, "exit": p.returncode, "wall_s": round(wall), "right": right, "answer": answer,
+              "bug_at": args.bug_at, "jobs": args.jobs, "exit": p.returncode, "wall_s": round(wall), "right": right,
+              "answer": answer,
               "runs": sum(s["runs"] for s in doc["states"]), "told_nothing": sum(s["excluded"] for s in doc["states"]),
               "builds": sum(bool(s["built"]) for s in doc["states"]), "stdout": p.stdout[-4000:]}
-    out = REPO / "bench" / "out" / f"bisect_real-{args.bug}{'-series' if args.series else ''}.json"
+    out = REPO / "bench" / "out" / f"bisect_real-{args.bug}{'-series' if args.series else ''}" \
+        f"{f'-jobs{args.jobs}' if args.jobs > 1 else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(p.stdout)

@@ -12,7 +12,7 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from .. import cache as cache_mod
 from ..errors import InfraError, UserError
@@ -28,12 +28,9 @@ def digest(data: bytes) -> str:
 def pack(kernel: KernelArtifacts) -> Tuple[str, bytes]:
     """(digest, archive) of KERNEL: an uncompressed tar, since bzImage and Debian's modules are
     compressed already, and the rest crosses a lab's network once per host."""
-    facts = {"name": kernel.name, "release": kernel.release, "source": kernel.source, "commit": kernel.commit,
-             "patchset_hash": kernel.patchset_hash, "modules": kernel.modules is not None,
-             "vmlinux": kernel.vmlinux is not None}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        text = json.dumps(facts, sort_keys=True).encode()
+        text = json.dumps(_facts(kernel), sort_keys=True).encode()
         info = tarfile.TarInfo(MANIFEST)
         info.size, info.mode = len(text), 0o600
         tar.addfile(info, io.BytesIO(text))
@@ -44,6 +41,26 @@ def pack(kernel: KernelArtifacts) -> Tuple[str, bytes]:
             tar.add(kernel.vmlinux, "vmlinux")
     data = buf.getvalue()
     return digest(data), data
+
+
+def _facts(kernel: KernelArtifacts) -> Dict[str, Any]:
+    return {"name": kernel.name, "release": kernel.release, "source": kernel.source, "commit": kernel.commit,
+            "patchset_hash": kernel.patchset_hash, "modules": kernel.modules is not None,
+            "vmlinux": kernel.vmlinux is not None}
+
+
+def stage(kernel: KernelArtifacts, dest: Path) -> Path:
+    """KERNEL as a folder that `labrunner run --kernel-artifacts DEST` boots on this host: the manifest,
+    and links to its files where they are, in the cache (a bisection's states, run by other processes)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, path in (("bzImage", kernel.image), ("modules", kernel.modules), ("vmlinux", kernel.vmlinux)):
+        link = dest / name
+        if link.is_symlink():
+            link.unlink()
+        if path is not None:
+            link.symlink_to(Path(path).resolve())
+    cache_mod.write_atomic(dest / MANIFEST, json.dumps(_facts(kernel), sort_keys=True).encode(), mode=0o644)
+    return dest
 
 
 def entry(cache: Path, name: str, key: str) -> Path:

@@ -57,6 +57,7 @@ def cmd_worker(args, lab, progress) -> int:
 
 def cmd_bisect(args, lab, progress) -> int:
     from ..lab import bisect as bisect_mod
+    from ..lab import executor as executor_mod
     results = _results(lab, args)
     if args.resume:
         folder = results / args.resume
@@ -82,10 +83,15 @@ def cmd_bisect(args, lab, progress) -> int:
         plan = bisect_mod.Plan(kernel=kernel.name, test=test.name, states=states, series=series, match=args.match,
                                confidence=args.confidence, max_runs=args.max_runs, duration=args.duration)
         folder = bisect_mod.start(plan, results)
-    print(f"bisection: {folder} (labrunner bisect --resume {folder.name} goes on from here)", flush=True)
+    slots = executor_mod.local_slots(lab, args.jobs)
+    executor = executor_mod.LocalExecutor(slots) if slots > 1 else None
+    print(f"bisection: {folder} (labrunner bisect --resume {folder.name} goes on from here)"
+          + (f", {slots} guests at once" if executor else ""), flush=True)
     try:
-        doc = bisect_mod.run_bisect(lab, folder, progress)
+        doc = bisect_mod.run_bisect(lab, folder, progress, executor=executor)
     finally:
+        if executor:
+            executor.shutdown()
         progress.close()
     answer = doc["answer"]
     for c in answer["candidates"]:
@@ -259,6 +265,8 @@ def add_parsers(sub, call) -> None:
                         "bisections; README)")
     b.add_argument("--max-runs", type=int, default=120, help="give up after this many runs (default 120)")
     b.add_argument("--duration", type=int, help="seconds per run (default: the test's)")
+    b.add_argument("--jobs", type=int, help="guests at once, each run its own `labrunner run` (default: lab.yaml's "
+                                            "executor.slots, or as many as this host's cores and memory carry)")
     b.add_argument("--resume", metavar="ID", help="go on with an interrupted bisection")
     b.add_argument("--results", type=Path, help="results root (default: results/ beside lab.yaml)")
     b.set_defaults(func=call, lab_func=cmd_bisect)

@@ -4,7 +4,8 @@ series on a base, brought a report in, even when it shows in only some runs.
 States are the good end, then each first-parent commit up to the bad end (or the base, then the base
 plus the first 1..N patches, made commits on the base). A state is built in the recipe's warm build
 directory (cached by content, so a state tested again is not rebuilt), booted, and tested with the run
-stopping at its first report.
+stopping at its first report: one run at a time in this process, or as many at once as the executor has
+slots, each its own `labrunner run` of the state's staged build (kernels/ in the bisection's folder).
 The search (bisect_search) says which state to run next and when one class of culprits holds the
 confidence asked for. What counts as the bug: the signature of the first report at the bad end, or
 titles matching --match. A run with another report, or none but a hang, an error or an interruption,
@@ -13,25 +14,29 @@ ignored lockdep report, when the bug is lockdep's (lockdep was off). A state tha
 keeps its share of probability, and comes back as part of a range if it is among the candidates.
 
 results/bisect-<UTC time>-<kernel>/ holds bisect.json (rewritten after every run: --resume goes on
-from it), bisect.log (the evidence as git bisect commands: `git bisect replay bisect.log`), and runs/.
+from it), bisect.log (the evidence as git bisect commands: `git bisect replay bisect.log`), kernels/
+and runs/.
 """
 
+import concurrent.futures
 import dataclasses
 import json
 import logging
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from .. import process
 from ..analysis import splats
-from ..build import kbuild
+from ..build import kbuild, shipment
+from ..build import kernel as kernel_mod
 from ..config import Kernel, Lab
-from ..errors import BuildError, LabError, UserError
+from ..errors import BuildError, InfraError, LabError, UserError
 from ..run import runner
 from ..run.record import fresh_dir, now, utc_stamp, write_json_atomic
 from .bisect_search import Search
+from .executor import Executor, InProcess, Job, run_bound
 
 log = logging.getLogger(__name__)
 
@@ -125,11 +130,13 @@ def _variant(lab: Lab, plan: Plan, index: int) -> Kernel:
     return dataclasses.replace(kernel, name=f"{plan.kernel}-bisect", source=recipe)
 
 
-def build_state(lab: Lab, plan: Plan, index: int, progress: Callable[[str], None]) -> Kernel:
-    """A bootable kernel entry for state INDEX (a path kernel to its built image); BuildError or
+def build_state(lab: Lab, plan: Plan, index: int, folder: Path, progress: Callable[[str], None]) -> Path:
+    """State INDEX built, and staged in FOLDER/kernels/ for `labrunner run --kernel KERNEL
+    --kernel-artifacts`: a run records the recipe's name and the state's commit. BuildError or
     UserError when it does not build or a patch does not apply."""
-    built = kbuild.build(_variant(lab, plan, index), lab.cache_dir, progress)
-    return Kernel(name=f"{plan.kernel}-bisect-{index}", kind="path", path=built.bzimage)
+    built = kernel_mod.resolve(_variant(lab, plan, index), lab.cache_dir, progress)
+    label = plan.states[index]["label"].replace(" ", "-")
+    return shipment.stage(dataclasses.replace(built, name=plan.kernel), folder / "kernels" / label)
 
 
 def _showing(record: Dict[str, Any], bug: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -181,9 +188,11 @@ def start(plan: Plan, results: Path) -> Path:
 
 
 def run_bisect(lab: Lab, folder: Path, progress: Callable[[str], None] = lambda s: None,
-               build: Callable = build_state, run: Callable = runner.run_test) -> Dict[str, Any]:
+               build: Callable = build_state, executor: Optional[Executor] = None) -> Dict[str, Any]:
     """Bisect (or go on bisecting) the bisection in FOLDER to its end; bisect.json's contents, with
-    "exit": 0 culprit found, 1 not reproduced / good end has it too / no answer within max_runs."""
+    "exit": 0 culprit found, 1 not reproduced / good end has it too / no answer within max_runs.
+    EXECUTOR: where the runs go, as many at once as it has slots (default: one at a time, here). Runs
+    still under way when the answer is reached are stopped; what they saw is evidence all the same."""
     doc = json.loads((folder / "bisect.json").read_text())
     plan = Plan(**doc["plan"])
     states = doc["states"]
@@ -192,47 +201,69 @@ def run_bisect(lab: Lab, folder: Path, progress: Callable[[str], None] = lambda 
                         "start it again")
     search = Search(len(states), [s["testable"] for s in states],
                     crashes=[s["crashes"] for s in states], runs=[s["runs"] for s in states])
+    executor = executor or InProcess(lab, runner.run_test, progress)
+    bound = run_bound(lab.pick("tests", plan.test), plan.duration)
     t0, wall0 = time.monotonic(), doc["wall_s"]
-    kernels: Dict[int, Kernel] = {}
+    kernels: Dict[int, Path] = {}
+    pending: Dict["concurrent.futures.Future[Dict[str, Any]]", Tuple[int, Job]] = {}
+    stopped: Set["concurrent.futures.Future[Dict[str, Any]]"] = set()
     while True:
         doc["wall_s"] = round(wall0 + time.monotonic() - t0, 1)
-        verdict = _verdict(search, plan, sum(s["runs"] + s["excluded"] for s in states))
-        if verdict is not None:
+        verdict = _verdict(search, plan, sum(s["runs"] + s["excluded"] for s in states) + len(pending))
+        if verdict is not None and pending and verdict != "out of runs":
+            for future, (_, job) in pending.items():
+                if future not in stopped:
+                    executor.stop(job)
+                    stopped.add(future)
+        elif verdict is not None and not pending:
             doc.update(answer=_answer(search, states, verdict), finished_at=now())
             _save(folder, doc)
             return {**doc, "exit": doc["answer"]["exit"]}
-        index = search.next_state()
-        if index not in kernels:
-            progress(f"bisect: building {states[index]['label']} ({states[index]['subject'][:60]})")
-            try:
-                kernels[index] = build(lab, plan, index, progress)
-                states[index]["built"] = True
-            except (BuildError, UserError) as e:
-                states[index].update(testable=False, build_error=" ".join(str(e).splitlines()[:3])[:500])
-                search.testable = [s["testable"] for s in states]
-                if index in (0, len(states) - 1):
-                    raise UserError(f"the {'good' if index == 0 else 'bad'} end does not build: {e}") from None
-                _save(folder, doc)
-                continue
-        progress(f"bisect: running {plan.test} on {states[index]['label']}")
-        record = run(dataclasses.replace(lab, kernels={**lab.kernels, kernels[index].name: kernels[index]}),
-                     plan.test, kernel=kernels[index].name, results=folder / "runs", duration=plan.duration,
-                     stop_on_first_splat=True, progress=progress)
-        if not doc["bug"] and index == len(states) - 1:
-            first = next((s for s in record.get("splats", []) if not s.get("ignored")), None)
-            if first is not None:  # the bug is the first report at the bad end
-                doc["bug"] = {"signature": first["signature"], "title": first["title"]}
-        seen = outcome(record, doc["bug"]) if doc["bug"] else (False if record.get("verdict") == "pass" else None)
-        if seen and "lockdep" not in doc["bug"]:  # what kind of report the bug is, from its first showing
-            doc["bug"]["lockdep"] = _showing(record, doc["bug"]).get("format") in splats.LOCKDEP_FORMATS
-        state = states[index]
-        state["run_ids"].append(record.get("id"))
-        if seen is None:
-            state["excluded"] += 1
-        else:
-            search.record(index, seen)
-            state["runs"], state["crashes"] = search.runs[index], search.crashes[index]
+        elif verdict is None and len(pending) < executor.slots:
+            index = search.with_pending([i for i, _ in pending.values()]).next_state()
+            if index not in kernels:
+                progress(f"bisect: building {states[index]['label']} ({states[index]['subject'][:60]})")
+                try:
+                    kernels[index] = build(lab, plan, index, folder, progress)
+                    states[index]["built"] = True
+                except (BuildError, UserError) as e:
+                    states[index].update(testable=False, build_error=" ".join(str(e).splitlines()[:3])[:500])
+                    search.testable = [s["testable"] for s in states]
+                    if index in (0, len(states) - 1):
+                        raise UserError(f"the {'good' if index == 0 else 'bad'} end does not build: {e}") from None
+                    _save(folder, doc)
+                    continue
+            progress(f"bisect: running {plan.test} on {states[index]['label']}"
+                     + (f" ({len(pending) + 1} runs under way)" if pending else ""))
+            job = Job(lab=lab.path, test=plan.test, kernel=plan.kernel, results=folder / "runs",
+                      duration=plan.duration, stop_on_first_splat=True, timeout=bound, kernel_artifacts=kernels[index])
+            pending[executor.submit(job)] = (index, job)
+            continue
+        done, _ = concurrent.futures.wait(pending, timeout=bound + 120, return_when=concurrent.futures.FIRST_COMPLETED)
+        if not done:
+            raise InfraError(f"no run of the bisection ended within {bound + 120:.0f} s")
+        for future in done:
+            _take(doc, search, pending.pop(future)[0], future.result())
         _save(folder, doc)
+
+
+def _take(doc: Dict[str, Any], search: Search, index: int, record: Dict[str, Any]) -> None:
+    """The evidence of one run of state INDEX, into DOC and SEARCH."""
+    states = doc["states"]
+    if not doc["bug"] and index == len(states) - 1:
+        first = next((s for s in record.get("splats", []) if not s.get("ignored")), None)
+        if first is not None:  # the bug is the first report at the bad end
+            doc["bug"] = {"signature": first["signature"], "title": first["title"]}
+    seen = outcome(record, doc["bug"]) if doc["bug"] else (False if record.get("verdict") == "pass" else None)
+    if seen and "lockdep" not in doc["bug"]:  # what kind of report the bug is, from its first showing
+        doc["bug"]["lockdep"] = _showing(record, doc["bug"]).get("format") in splats.LOCKDEP_FORMATS
+    state = states[index]
+    state["run_ids"].append(record.get("id"))
+    if seen is None:
+        state["excluded"] += 1
+    else:
+        search.record(index, seen)
+        state["runs"], state["crashes"] = search.runs[index], search.crashes[index]
 
 
 def _verdict(search: Search, plan: Plan, spent: int) -> Optional[str]:

@@ -20,6 +20,10 @@ median (probabilistic bisection); for a flaky bug a clean run says little, so it
 end than the median, where a crash is likelier. It looks two runs ahead, over the LOOKAHEAD states best
 one run ahead: a run that mostly teaches p (a crash where the bug surely is) makes the next clean run
 say more, which one run ahead cannot see.
+
+With several runs under way at once (guest slots), the next state is chosen as if each of those had
+given its likelier outcome (with_pending): beside a run at the median that will likely pass, the next
+goes where the culprit is if it does.
 """
 
 import dataclasses
@@ -178,6 +182,21 @@ class Search:
                 good = 1 - bug_mass
                 crash = bug_crash + eps * good
                 out.append((h_w + bug_h + h_eps * good + _xlogx(crash) + _xlogx(1 - crash), s, crash))
+        return out
+
+    def crash_chance(self, state: int) -> float:
+        """The chance that the next run of STATE reports the bug."""
+        w, q = self.posterior(), self._predictive()
+        return sum(w[c] * q[c] for c in range(state + 1)) + self.epsilon * sum(w[state + 1:])
+
+    def with_pending(self, states: Sequence[int]) -> "Search":
+        """This search as if the runs under way at STATES had each ended as they likelier will; itself
+        when none are."""
+        if not states:
+            return self
+        out = dataclasses.replace(self, crashes=list(self.crashes), runs=list(self.runs))
+        for s in states:
+            out.record(s, out.crash_chance(s) >= 0.5)
         return out
 
     def reproduced(self, max_runs: int) -> Optional[bool]:

@@ -3,7 +3,9 @@ search is measured against (tests and bench/bisection.py), with no kernel and no
 
 A trial: a linear history of STATES states, the culprit uniform over 1..N, a bug that reproduces with
 probability P on states at or after it, stray crashes with probability STRAY on states before it, and
-optionally one state (not an end) that cannot be built.
+optionally one state (not an end) that cannot be built. With SLOTS guests at once, a trial goes in
+rounds of SLOTS runs started together; the runs of a round still under way when the answer is reached
+are stopped, and count as runs spent.
 """
 
 import dataclasses
@@ -16,6 +18,7 @@ class Outcome:
     runs: int
     correct: bool  # the culprit is in the answer, and the answer is a single state only when it can be
     answer: tuple  # (first, last)
+    rounds: int = 0  # the wall time, in runs' lengths, with several slots
 
 
 def _world(rng: random.Random, states: int, untestable: bool):
@@ -33,17 +36,23 @@ def _correct(first: int, last: int, culprit: int, testable) -> bool:
 
 
 def trial(rng: random.Random, states: int, p: float, stray: float, untestable: bool = False,
-          confidence: float = CONFIDENCE, max_runs: int = 1000) -> Outcome:
+          confidence: float = CONFIDENCE, max_runs: int = 1000, slots: int = 1) -> Outcome:
     """One bisection by Search against a simulated kernel."""
     culprit, testable = _world(rng, states, untestable)
     search = Search(states, testable)
-    runs = 0
+    runs = rounds = 0
     while runs < max_runs and not search.done(confidence):
-        state = search.next_state()
-        search.record(state, rng.random() < (p if state >= culprit else stray))
-        runs += 1
+        batch: list = []
+        for _ in range(slots):
+            batch.append(search.with_pending(batch).next_state())
+        runs, rounds = runs + len(batch), rounds + 1
+        for state in batch:
+            search.record(state, rng.random() < (p if state >= culprit else stray))
+            if search.done(confidence):
+                break  # the rest of the round is stopped
     top = search.ranked()[0]
-    return Outcome(runs, _correct(top["first"], top["last"], culprit, testable), (top["first"], top["last"]))
+    return Outcome(runs, _correct(top["first"], top["last"], culprit, testable), (top["first"], top["last"]),
+                   rounds)
 
 
 def baseline(rng: random.Random, states: int, p: float, stray: float, untestable: bool = False) -> Outcome:

@@ -2,7 +2,8 @@
 so a run is the same wherever it runs; an executor only decides where and how many at once.
 
 The local executor runs up to SLOTS jobs at once, each as its own `labrunner run` process group, and
-stops them all (each stops its QEMU and records "interrupted by SIGTERM") when it is shut down.
+stops them all (each stops its QEMU and records "interrupted by SIGTERM") when it is shut down. The
+in-process one runs a job at once, in the caller's own process (a bisection with one slot).
 Under TCG every vCPU is a host thread, so auto_slots() never gives more guests than the host's cores
 and free memory carry: an oversubscribed host turns slow guests into false hangs.
 """
@@ -17,10 +18,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .. import process
-from ..config import Lab, Machine
+from ..config import Lab, Machine, Test
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,12 @@ class Job:
         return argv
 
 
+def run_bound(test: Test, duration: Optional[int]) -> float:
+    """How long a `labrunner run` of TEST (for DURATION, else its own) may take: its own bounds, and some."""
+    t = test.timeouts
+    return t.boot + t.ssh + (duration or test.duration) + t.workload_grace + t.hang + 600
+
+
 class Executor(abc.ABC):
     """Runs Jobs; each future's result is the run's run.json record (with "run_dir")."""
 
@@ -58,6 +65,9 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def submit(self, job: Job) -> "concurrent.futures.Future[Dict[str, Any]]":
         ...
+
+    def stop(self, job: Job) -> None:
+        """Stop JOB if it is under way; its future then gives the run's record of the interruption."""
 
     @abc.abstractmethod
     def shutdown(self) -> None:
@@ -120,7 +130,6 @@ class LocalExecutor(Executor):
         return read_record(out, err, proc.returncode)
 
     def stop(self, job: Job) -> None:
-        """Stop JOB if it is under way; its future then gives the run's record of the interruption."""
         with self._lock:
             proc = self._procs.get(id(job))
         if proc is not None:
@@ -133,6 +142,26 @@ class LocalExecutor(Executor):
         for proc in procs:
             process.stop(proc, grace=60)
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class InProcess(Executor):
+    """One job at a time, run by RUN (runner.run_test) in this process; submit() returns when it has
+    ended, and an interruption (Ctrl-C) reaches the caller as it would without an executor."""
+
+    slots = 1
+
+    def __init__(self, lab: Lab, run: Callable[..., Dict[str, Any]], progress: Callable[[str], None]):
+        self._lab, self._run, self._progress = lab, run, progress
+
+    def submit(self, job: Job) -> "concurrent.futures.Future[Dict[str, Any]]":
+        future: "concurrent.futures.Future[Dict[str, Any]]" = concurrent.futures.Future()
+        future.set_result(self._run(self._lab, job.test, kernel=job.kernel, results=job.results,
+                                    duration=job.duration, stop_on_first_splat=job.stop_on_first_splat,
+                                    kernel_artifacts=job.kernel_artifacts, progress=self._progress))
+        return future
+
+    def shutdown(self) -> None:
+        pass  # nothing is under way once submit() has returned
 
 
 def read_record(stdout: str, stderr: str, status: Optional[int]) -> Dict[str, Any]:

@@ -23,7 +23,7 @@ from ..config import Lab
 from ..errors import BuildError, InfraError, LabError, UserError
 from ..run.record import fresh_dir, now, utc_stamp, write_json_atomic
 from . import compare as compare_mod
-from .executor import Executor, Job, LocalExecutor, local_slots
+from .executor import Executor, Job, LocalExecutor, local_slots, run_bound
 from .matrix import Cell, cells
 from .store import Store
 
@@ -58,12 +58,9 @@ def attempt_of(record: Dict[str, Any], lab: Lab, cell: Cell) -> Dict[str, Any]:
 
 
 def job_of(lab: Lab, cell: Cell, runs: Path) -> Job:
-    test = lab.tests[cell.test]
-    t = test.timeouts
-    duration = cell.duration or test.duration
     return Job(lab=lab.path, test=cell.test, kernel=cell.kernel, results=runs, duration=cell.duration,
                stop_on_first_splat=cell.expect is not None,  # a canary's point is its verdict
-               timeout=t.boot + t.ssh + duration + t.workload_grace + t.hang + 600)
+               timeout=run_bound(lab.tests[cell.test], cell.duration))
 
 
 def open_executor(lab: Lab, address: Optional[str] = None, jobs: Optional[int] = None) -> Executor:

@@ -1,5 +1,7 @@
 """Kernels and run folders between lab hosts that share nothing: the archive, its digest, its install
-into another cache, and the landing of run folders (lab.dask_executor.land)."""
+into another cache, and the landing of run folders (lab.dask_executor.land); and a built kernel staged
+for another process on this host."""
+import dataclasses
 import io
 import json
 import tarfile
@@ -42,6 +44,17 @@ def test_a_kernel_ships_by_content_and_boots_as_it_was(tmp_path):
     assert not (got.modules / "build").is_symlink(), "a link to the packing host's headers is dropped"
     (kernel.vmlinux).write_bytes(b"\x7fELF2")
     assert shipment.pack(kernel)[0] != digest
+
+
+def test_a_kernel_staged_for_another_process_loads_as_it_was(tmp_path):
+    kernel = _kernel(tmp_path)
+    where = shipment.stage(kernel, tmp_path / "staged")
+    got = shipment.load(where)
+    assert (got.name, got.release, got.commit, got.patchset_hash) == ("k", "6.12.0-lab", "c0ffee", "ph")
+    assert got.image.read_bytes() == kernel.image.read_bytes() and got.vmlinux.read_bytes() == b"\x7fELF"
+    no_vmlinux = shipment.stage(dataclasses.replace(kernel, vmlinux=None, commit="beef"), where)  # staged again
+    assert shipment.load(no_vmlinux).vmlinux is None and shipment.load(no_vmlinux).commit == "beef"
+    assert not (where / "vmlinux").exists()
 
 
 def test_an_archive_that_is_not_what_it_claims_is_refused(tmp_path):
