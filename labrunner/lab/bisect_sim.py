@@ -10,6 +10,8 @@ are stopped, and count as runs spent.
 
 import dataclasses
 import random
+from typing import Callable, Sequence
+
 from .bisect_search import CONFIDENCE, Search
 
 
@@ -36,10 +38,11 @@ def _correct(first: int, last: int, culprit: int, testable) -> bool:
 
 
 def trial(rng: random.Random, states: int, p: float, stray: float, untestable: bool = False,
-          confidence: float = CONFIDENCE, max_runs: int = 1000, slots: int = 1) -> Outcome:
-    """One bisection by Search against a simulated kernel."""
+          confidence: float = CONFIDENCE, max_runs: int = 1000, slots: int = 1,
+          search_of: Callable[[int, Sequence[bool]], Search] = Search) -> Outcome:
+    """One bisection by SEARCH_OF(states, testable), Search by default, against a simulated kernel."""
     culprit, testable = _world(rng, states, untestable)
-    search = Search(states, testable)
+    search = search_of(states, testable)
     runs = rounds = 0
     while runs < max_runs and not search.done(confidence):
         batch: list = []
