@@ -26,10 +26,12 @@ from .errors import InfraError
 log = logging.getLogger(__name__)
 
 
-def command_line(argv: Sequence[str], env: Optional[Dict[str, str]] = None) -> str:
-    """The shell-quoted equivalent of ARGV, for logs and for reproducing a step by hand."""
+def command_line(argv: Sequence[str], env: Optional[Dict[str, str]] = None, cwd=None) -> str:
+    """The shell-quoted equivalent of ARGV run in CWD with ENV added to the environment, for logs and
+    for reproducing a step by hand."""
     prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
-    return (prefix + " " if prefix else "") + shlex.join(argv)
+    line = (prefix + " " if prefix else "") + shlex.join(argv)
+    return f"(cd {shlex.quote(str(cwd))} && {line})" if cwd is not None else line
 
 
 # Between setpriv's prctl and the target: a parent that died before the prctl would leave the child
@@ -48,27 +50,29 @@ def pdeathsig_argv(argv: Sequence[str], parent: Optional[int] = None) -> List[st
             *argv]
 
 
-def spawn(argv: List[str], **kwargs) -> subprocess.Popen:
-    """Start ARGV in a session of its own; it is SIGKILLed if labrunner dies."""
-    log.info("$ %s", command_line(argv))
+def spawn(argv: List[str], *, env: Optional[Dict[str, str]] = None, cwd=None, **kwargs) -> subprocess.Popen:
+    """Start ARGV, in CWD with ENV added to labrunner's environment, in a session of its own; it is
+    SIGKILLed if labrunner dies. Logged as the command line that redoes it, ENV and CWD included."""
+    log.info("$ %s", command_line(argv, env, cwd))
     try:
-        return subprocess.Popen(pdeathsig_argv(argv), start_new_session=True, **kwargs)
+        return subprocess.Popen(pdeathsig_argv(argv), start_new_session=True, cwd=cwd,
+                                env={**os.environ, **env} if env else None, **kwargs)
     except OSError as e:
         raise InfraError(f"cannot start {argv[0]}: {e.strerror}") from None
 
 
 def call(argv: List[str], *, timeout: float, what: str, cwd=None, env=None,
          input: Optional[str] = None) -> Tuple[int, str, str]:
-    """Run ARGV (with INPUT on stdin) to completion within TIMEOUT seconds: (status, stdout, stderr).
-    On timeout its whole process group is killed and InfraError says so."""
-    full_env = {**os.environ, **env} if env else None
-    proc = spawn(argv, cwd=cwd, env=full_env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    """Run ARGV (in CWD, with ENV added to the environment and INPUT on stdin) to completion within
+    TIMEOUT seconds: (status, stdout, stderr). On timeout its whole process group is killed and
+    InfraError says so."""
+    proc = spawn(argv, cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                  stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
     try:
         out, err = proc.communicate(input, timeout=timeout)
     except subprocess.TimeoutExpired:
         stop(proc, grace=2)
-        raise InfraError(f"{what}: timed out after {timeout:.0f} s: {command_line(argv)}") from None
+        raise InfraError(f"{what}: timed out after {timeout:.0f} s: {command_line(argv, env, cwd)}") from None
     except BaseException:
         stop(proc, grace=2)
         raise
@@ -80,7 +84,7 @@ def run(argv: List[str], *, timeout: float, what: str, cwd=None, env=None, input
     status, out, err = call(argv, timeout=timeout, what=what, cwd=cwd, env=env, input=input)
     if status != 0:
         tail = "\n".join(err.strip().splitlines()[-15:])
-        raise InfraError(f"{what} failed ({describe_exit(status)}): {command_line(argv)}\n{tail}")
+        raise InfraError(f"{what} failed ({describe_exit(status)}): {command_line(argv, env, cwd)}\n{tail}")
     return out
 
 

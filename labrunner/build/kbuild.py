@@ -199,7 +199,6 @@ def configure(src: Path, out: Path, recipe: SourceRecipe, env: Dict[str, str]) -
     if not base_path.is_file():
         raise UserError(f"config base {base} not found ({base_path})")
     argv = ["scripts/kconfig/merge_config.sh", "-O", str(out), str(base_path), *map(str, recipe.fragments)]
-    log.info("$ (cd %s && %s)", src, process.command_line(argv))
     status, stdout, stderr = process.call(argv, cwd=src, env=env, timeout=600, what="merge_config.sh")
     if status != 0:
         raise BuildError(f"merge_config.sh failed:\n{(stdout + stderr)[-2000:]}")
@@ -361,13 +360,12 @@ def _make(src: Path, out: Path, env: Dict[str, str], log_path: Path, progress: C
     argv = ["make", "-C", str(src), f"O={out}", f"-j{jobs}", "bzImage"]
     if shutil.which("ccache"):
         argv.insert(1, "CC=ccache gcc")
-    log.info("$ %s", process.command_line(argv, env))
     t0 = time.monotonic()
     errors: List[str] = []
     with open(log_path, "w") as logf:
         logf.write(f"$ {process.command_line(argv, env)}\n")
         logf.flush()
-        proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **env})
+        proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
         try:
             # Bounded whether or not make prints: lines() kills make's whole group at the deadline.
             for line in process.lines(proc, t0 + BUILD_TIMEOUT, f"kernel build (see {log_path})"):

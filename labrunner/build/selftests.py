@@ -11,7 +11,6 @@ the image itself is not rebuilt.
 """
 
 import hashlib
-import logging
 import os
 import shutil
 import tempfile
@@ -26,7 +25,6 @@ from ..errors import BuildError, UserError
 from . import kbuild
 from .image import CpioWriter
 
-log = logging.getLogger(__name__)
 
 SUITE = "tools/testing/selftests/kvm"
 BUILD_TIMEOUT = 1800
@@ -70,7 +68,6 @@ def build(kernel: Kernel, cache: Path, progress: Callable[[str], None] = lambda 
             log_path, objs = Path(tmp) / "build.log", Path(tmp) / "kvm"
 
             def step(argv: List[str], what: str) -> Tuple[int, str]:
-                log.info("$ %s", process.command_line(argv))
                 progress(f"building: {what}")
                 status, stdout, stderr = process.call(argv, timeout=BUILD_TIMEOUT, what=what)
                 with open(log_path, "a") as f:

@@ -56,6 +56,16 @@ def test_command_line_is_pasteable():
     assert process.describe_exit(3) == "exited with status 3"
 
 
+def test_a_child_is_logged_once_as_the_command_line_that_redoes_it(tmp_path, caplog, monkeypatch):
+    caplog.set_level("INFO", logger="labrunner.process")
+    monkeypatch.setenv("LAB_OWN", "kept")
+    status, out, _ = process.call(["sh", "-c", 'echo "$LAB_X $LAB_OWN $PWD"'], cwd=tmp_path, env={"LAB_X": "a b"},
+                                  timeout=30, what="a script")
+    assert status == 0 and out == f"a b kept {tmp_path}\n"  # ENV is added to labrunner's own environment
+    assert [r.getMessage() for r in caplog.records] == [
+        f"$ (cd {tmp_path} && LAB_X='a b' sh -c 'echo \"$LAB_X $LAB_OWN $PWD\"')"]
+
+
 def test_a_timeout_kills_the_whole_process_group(tmp_path):
     pidfile = tmp_path / "pid"
     with pytest.raises(InfraError, match="timed out after 1 s"):
