@@ -49,8 +49,8 @@ class StopPluggedIn(Search):
     """Chooses as labrunner's search does; stops on the posterior with p fixed at its posterior mean."""
 
     def done(self, confidence: float) -> bool:
-        mean = sum(w * q for w, q in zip(self.posterior(), self._predictive()))
-        return given(self, mean).done(confidence)
+        # a run of the bad end has the bug whatever the culprit: its crash chance is p's posterior mean
+        return given(self, self.crash_chance(self.states - 1)).done(confidence)
 
 
 def main() -> int:
